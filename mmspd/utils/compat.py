@@ -1,0 +1,67 @@
+"""Small fixes that let the pinned OpenMMLab stack run on current releases.
+
+Each fix is applied where a user would hit the problem and is covered by a
+test in ``tests/utils/test_compat.py``.
+"""
+import importlib
+import os
+import sys
+import types
+
+import numpy as np
+import torch
+
+
+def _mmengine_checkpoint_globals() -> list:
+    from mmengine.logging import HistoryBuffer
+    dtype_classes = [getattr(np.dtypes, name) for name in np.dtypes.__all__]
+    multiarray = np._core.multiarray if hasattr(
+        np, '_core') else np.core.multiarray
+    # ``getattr`` is how HistoryBuffer pickles its bound statistics methods.
+    return [
+        HistoryBuffer, getattr, np.ndarray, np.dtype, multiarray._reconstruct,
+        multiarray.scalar, *dtype_classes
+    ]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Let ``torch.load(weights_only=True)`` read MMEngine checkpoints.
+
+    Torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
+    0.10.7 calls ``torch.load`` without the argument, so ``resume`` fails on
+    the message hub's ``HistoryBuffer`` and numpy values. Allow-listing those
+    types keeps the safe unpickler (arbitrary globals are still refused);
+    load only checkpoints you trust.
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:  # torch < 2.4 loads everything anyway
+        add_safe_globals(_mmengine_checkpoint_globals())
+
+
+def ensure_pkg_resources() -> None:
+    """Provide ``pkg_resources.resource_filename`` when setuptools lacks it.
+
+    imagecorruptions 1.1.2 imports ``pkg_resources`` only to locate its frost
+    images; setuptools >= 81 no longer ships that module.
+    """
+    try:
+        importlib.import_module('pkg_resources')
+        return
+    except ImportError:
+        pass
+
+    def resource_filename(module: str, name: str) -> str:
+        # pkg_resources resolves names beside the module's file, packages or
+        # not; importlib.resources.files only takes packages on Python 3.11.
+        module_file = importlib.import_module(module).__file__
+        return os.path.join(os.path.dirname(module_file), name)
+
+    shim = types.ModuleType('pkg_resources')
+    shim.resource_filename = resource_filename
+    sys.modules['pkg_resources'] = shim
+
+
+def import_imagecorruptions():
+    """Import imagecorruptions whatever the installed setuptools."""
+    ensure_pkg_resources()
+    return importlib.import_module('imagecorruptions')
