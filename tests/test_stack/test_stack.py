@@ -3,6 +3,7 @@ Swin-UperNet segmentor, and a full MMEngine Runner iteration."""
 import copy
 
 import torch
+from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.structures import PixelData
@@ -77,7 +78,7 @@ def test_mmcv_compiled_ops_run():
 
 def test_tiny_swin_upernet_forward_backward():
     init_default_scope('mmseg')
-    model = MODELS.build(copy.deepcopy(TINY_SEGMENTOR))
+    model = MODELS.build(ConfigDict(copy.deepcopy(TINY_SEGMENTOR)))
     data = model.data_preprocessor(
         dict(
             inputs=[_sample(i)['inputs'] for i in range(2)],
