@@ -43,7 +43,7 @@ if "$py" -c 'import torch' 2>/dev/null; then
     log "keeping installed torch $("$py" -c 'import torch; print(torch.__version__)')"
 else
     log "installing $torch_req"
-    pip install -q "$torch_req"
+    pip install -q "$torch_req" numpy
 fi
 torch_tag=$("$py" -c 'import torch; print(torch.__version__)')
 

@@ -1,0 +1,4 @@
+"""Hooks of mmspd, registered in MMEngine's ``HOOKS``."""
+from .spd_stats_hook import SPDStatsHook
+
+__all__ = ['SPDStatsHook']

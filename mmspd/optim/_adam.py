@@ -1,0 +1,354 @@
+"""Adam without decay, and the anchor bookkeeping shared by AdamSPD/L2-SP.
+
+The Adam update follows Kingma and Ba, "Adam: A Method for Stochastic
+Optimization", ICLR 2015, with the AMSGrad variant of Reddi et al., ICLR 2018,
+written the way ``torch.optim.Adam`` computes it. The multi-tensor path uses
+PyTorch's fused Adam kernel where one exists for the device (CPU here) and
+``torch._foreach_*`` ops elsewhere.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+ANCHOR_MODES = ('init', 'zero')
+
+# Devices whose fused Adam kernel accepts the CPU step counters used here.
+_FUSED_DEVICES = ('cpu', )
+
+
+def adam_single_tensor(params: list[Tensor], grads: list[Tensor],
+                       exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                       max_exp_avg_sqs: list[Tensor],
+                       state_steps: list[Tensor], *, amsgrad: bool,
+                       beta1: float, beta2: float, lr: float,
+                       eps: float) -> None:
+    """Adam (no weight decay), one tensor at a time; the reference path."""
+    for i, param in enumerate(params):
+        grad, exp_avg, exp_avg_sq = grads[i], exp_avgs[i], exp_avg_sqs[i]
+        step_t = state_steps[i]
+        step_t += 1
+        # Step counters live on the CPU, so reading one is no device sync.
+        step = step_t.item()
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        if amsgrad:
+            torch.maximum(max_exp_avg_sqs[i], exp_avg_sq,
+                          out=max_exp_avg_sqs[i])
+            second = max_exp_avg_sqs[i]
+        else:
+            second = exp_avg_sq
+        denom = (second.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+        param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+
+
+def adam_multi_tensor(params: list[Tensor], grads: list[Tensor],
+                      exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                      max_exp_avg_sqs: list[Tensor],
+                      state_steps: list[Tensor], *, amsgrad: bool,
+                      beta1: float, beta2: float, lr: float, eps: float,
+                      fused: bool | None = None) -> None:
+    """Adam (no weight decay) on tensors of one device and dtype.
+
+    Args:
+        fused (bool, optional): Use PyTorch's fused Adam kernel. None picks
+            it where it is available for the device. Defaults to None.
+    """
+    if fused is None:
+        fused = params[0].device.type in _FUSED_DEVICES
+    torch._foreach_add_(state_steps, 1)
+    if fused:
+        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs,
+                           max_exp_avg_sqs if amsgrad else [], state_steps,
+                           lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                           eps=eps, amsgrad=amsgrad, maximize=False)
+        return
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    # All counters are read in one go from the CPU: no per-tensor op and no
+    # device sync. With denom = sqrt(v) + eps * sqrt(bc2), the update is
+    # -lr * sqrt(bc2) / bc1 * m / denom, the same as torch.optim.Adam's.
+    steps = torch.stack(state_steps).double()
+    correction2 = (1 - beta2**steps).sqrt()
+    step_sizes = (-lr * correction2 / (1 - beta1**steps)).tolist()
+    eps_scaled = (eps * correction2).tolist()
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+        second = max_exp_avg_sqs
+    else:
+        second = exp_avg_sqs
+    denom = torch._foreach_sqrt(second)
+    torch._foreach_add_(denom, eps_scaled)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, step_sizes)
+
+
+def check_hyper_parameters(group: dict[str, Any],
+                           strength: str = 'weight_decay') -> None:
+    """Raise ValueError naming any invalid hyper-parameter of ``group``."""
+    lr = group['lr']
+    if isinstance(lr, Tensor) or not 0.0 <= lr:
+        raise ValueError(f'Invalid learning rate: {lr!r} (expected a float '
+                         '>= 0)')
+    eps = group['eps']
+    if not 0.0 <= eps:
+        raise ValueError(f'Invalid epsilon value: {eps!r} (expected >= 0)')
+    betas = group['betas']
+    if len(betas) != 2:
+        raise ValueError(f'Invalid betas: {betas!r} (expected two values)')
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f'Invalid beta parameter at index {i}: '
+                             f'{beta!r} (expected 0 <= beta < 1)')
+    lam = group['weight_decay']
+    if not 0.0 <= lam:
+        raise ValueError(f'Invalid {strength} value: {lam!r} (expected '
+                         '>= 0)')
+    if group['anchor'] not in ANCHOR_MODES:
+        raise ValueError(f"Invalid anchor mode: {group['anchor']!r} "
+                         f'(expected one of {ANCHOR_MODES})')
+
+
+def check_anchor(param: Tensor, anchor: Tensor) -> None:
+    """Raise ValueError when ``anchor`` cannot anchor ``param``."""
+    if not isinstance(anchor, Tensor) or anchor.shape != param.shape:
+        shape = getattr(anchor, 'shape', type(anchor).__name__)
+        raise ValueError(f'Anchor shape {tuple(shape)} does not match '
+                         f'parameter shape {tuple(param.shape)}')
+
+
+class AnchoredAdam(Optimizer):
+    """Adam whose parameters are tied to anchors kept in the optimizer state.
+
+    Subclasses implement :meth:`_update` for one parameter group. This base
+    handles hyper-parameter checks, the authors' ``'pre'`` group format,
+    lazy state (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``
+    with amsgrad, and ``anchor``) and :meth:`reset_anchors`.
+    """
+
+    _strength = 'weight_decay'
+
+    def __init__(self,
+                 params: Iterable,
+                 lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8,
+                 weight_decay: float = 0.0,
+                 amsgrad: bool = False,
+                 *,
+                 anchor: str = 'init',
+                 foreach: bool | None = None) -> None:
+        defaults = {
+            'lr': lr,
+            'betas': tuple(betas),
+            'eps': eps,
+            'weight_decay': weight_decay,
+            'amsgrad': amsgrad,
+            'anchor': anchor,
+            'foreach': foreach,
+        }
+        check_hyper_parameters(defaults, self._strength)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; accepts the authors' ``'pre'`` key.
+
+        ``'pre'`` is a list of anchor tensors, one per parameter in order
+        (they become the anchors, never re-taken at the first step), or None
+        for zero anchors (same as ``anchor='zero'``).
+        """
+        param_group = dict(param_group)
+        has_pre = 'pre' in param_group
+        pre = param_group.pop('pre', None)
+        if has_pre and pre is None:
+            param_group['anchor'] = 'zero'
+        elif has_pre:
+            param_group.setdefault('anchor', 'init')
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        check_hyper_parameters(group, self._strength)
+        if pre is not None:
+            params = group['params']
+            pre = list(pre)
+            if len(pre) != len(params):
+                raise ValueError(f"'pre' holds {len(pre)} anchors for "
+                                 f'{len(params)} parameters')
+            for param, anchor in zip(params, pre):
+                check_anchor(param, anchor)
+                self.state[param]['anchor'] = anchor.detach().to(
+                    device=param.device, dtype=param.dtype)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault('amsgrad', False)
+            group.setdefault('anchor', 'init')
+            group.setdefault('foreach', None)
+
+    @torch.no_grad()
+    def reset_anchors(self) -> None:
+        """Re-take the anchors of all ``'init'`` groups from current weights.
+
+        Anchors are otherwise taken once, at the first step that updates a
+        parameter, and restored by :meth:`load_state_dict`.
+        """
+        for group in self.param_groups:
+            if group['anchor'] != 'init':
+                continue
+            for param in group['params']:
+                self.state[param]['anchor'] = param.detach().clone(
+                    memory_format=torch.preserve_format)
+
+    def _init_group(self, group: dict[str, Any]) -> dict[str, list]:
+        lists: dict[str, list] = {
+            name: []
+            for name in ('params', 'grads', 'exp_avgs', 'exp_avg_sqs',
+                         'max_exp_avg_sqs', 'state_steps', 'anchors')
+        }
+        take_anchor = group['anchor'] == 'init'
+        for param in group['params']:
+            if param.grad is None:
+                continue
+            if param.grad.is_sparse:
+                raise RuntimeError(
+                    f'{type(self).__name__} does not support sparse '
+                    'gradients')
+            state = self.state[param]
+            if 'step' not in state:
+                # Step counters stay on the CPU (as in torch.optim.Adam), so
+                # bias corrections need no device sync.
+                state['step'] = torch.tensor(0.0, dtype=torch.float32)
+                # First moment (mean) of the gradient.
+                state['exp_avg'] = torch.zeros_like(
+                    param, memory_format=torch.preserve_format)
+                # Second raw moment of the gradient.
+                state['exp_avg_sq'] = torch.zeros_like(
+                    param, memory_format=torch.preserve_format)
+            if group['amsgrad'] and 'max_exp_avg_sq' not in state:
+                # Running maximum of exp_avg_sq (AMSGrad).
+                state['max_exp_avg_sq'] = torch.zeros_like(
+                    param, memory_format=torch.preserve_format)
+            if take_anchor:
+                if 'anchor' not in state:
+                    # The weights fine-tuning starts from, taken at the
+                    # first step, i.e. after any checkpoint was loaded.
+                    state['anchor'] = param.detach().clone(
+                        memory_format=torch.preserve_format)
+                else:
+                    check_anchor(param, state['anchor'])
+                lists['anchors'].append(state['anchor'])
+            lists['params'].append(param)
+            lists['grads'].append(param.grad)
+            lists['exp_avgs'].append(state['exp_avg'])
+            lists['exp_avg_sqs'].append(state['exp_avg_sq'])
+            if group['amsgrad']:
+                lists['max_exp_avg_sqs'].append(state['max_exp_avg_sq'])
+            lists['state_steps'].append(state['step'])
+        if not take_anchor:
+            lists['anchors'] = None
+        return lists
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable, optional): Re-evaluates the model and returns
+                the loss. Defaults to None.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._begin_step()
+        for hyper, lists, foreach in self._buckets():
+            parts = _group_by_device_and_dtype(lists) if foreach else [lists]
+            for part in parts:
+                self._update(hyper, part, foreach)
+        self._end_step()
+        return loss
+
+    def _buckets(self) -> list[tuple[dict[str, Any], dict[str, list], bool]]:
+        """Merge groups that differ only in strength into one tensor list.
+
+        MMEngine's ``paramwise_cfg`` makes one group per parameter; merging
+        keeps the number of kernel launches per step independent of the
+        number of tensors. The strength becomes a per-tensor list,
+        ``lists['strengths']``.
+        """
+        buckets: dict[tuple, tuple[dict[str, Any], dict[str, list],
+                                   bool]] = {}
+        for group in self.param_groups:
+            lists = self._init_group(group)
+            if not lists['params']:
+                continue
+            foreach = group['foreach'] is not False
+            key = (group['lr'], tuple(group['betas']), group['eps'],
+                   group['amsgrad'], group['anchor'], foreach)
+            lists['strengths'] = [float(group['weight_decay'])] * len(
+                lists['params'])
+            if key not in buckets:
+                buckets[key] = (group, lists, foreach)
+                continue
+            merged = buckets[key][1]
+            for name, values in lists.items():
+                if values is not None:
+                    merged[name].extend(values)
+        return list(buckets.values())
+
+    def _begin_step(self) -> None:
+        pass
+
+    def _end_step(self) -> None:
+        pass
+
+    def _update(self, group: dict[str, Any], lists: dict[str, list],
+                foreach: bool) -> None:
+        """Update one bucket of tensors (one device and dtype if foreach).
+
+        ``group`` supplies the shared hyper-parameters; the strength of each
+        tensor is in ``lists['strengths']``.
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def _adam(group: dict[str, Any], lists: dict[str, list], foreach: bool,
+              grads: list[Tensor] | None = None) -> None:
+        beta1, beta2 = group['betas']
+        func = adam_multi_tensor if foreach else adam_single_tensor
+        func(lists['params'],
+             lists['grads'] if grads is None else grads,
+             lists['exp_avgs'],
+             lists['exp_avg_sqs'],
+             lists['max_exp_avg_sqs'],
+             lists['state_steps'],
+             amsgrad=group['amsgrad'],
+             beta1=beta1,
+             beta2=beta2,
+             lr=group['lr'],
+             eps=group['eps'])
+
+
+def _group_by_device_and_dtype(
+        lists: dict[str, list]) -> list[dict[str, list]]:
+    names = [
+        name for name, value in lists.items()
+        if value and name != 'strengths'
+    ]
+    grouped = Optimizer._group_tensors_by_device_and_dtype(
+        [lists[name] for name in names], with_indices=True)
+    parts = []
+    for tensorlists, indices in grouped.values():
+        part = {name: [] for name in lists}
+        part.update(zip(names, tensorlists))
+        part['strengths'] = [lists['strengths'][i] for i in indices]
+        if lists['anchors'] is None:
+            part['anchors'] = None
+        parts.append(part)
+    return parts

@@ -1,0 +1,187 @@
+"""The ImageCorruption transform, alone and inside mmseg pipelines."""
+from __future__ import annotations
+
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import DefaultScope
+from mmseg.registry import DATASETS, TRANSFORMS
+from torch.utils.data import DataLoader
+
+import mmspd  # noqa: F401  (registers ImageCorruption)
+from mmspd.corruptions import corrupt, image_seed
+from mmspd.datasets import ImageCorruption, generate_demo_dataset
+
+from .conftest import photo
+
+
+@pytest.fixture(scope='module')
+def demo_root(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('demo') / 'domain_A')
+    generate_demo_dataset(root, domain='A', num_train=1, num_val=6, size=64)
+    return root
+
+
+def pipeline(steps: list[dict]) -> Compose:
+    # Built by mmseg's registry: mmcv has a LoadAnnotations of its own.
+    return Compose([TRANSFORMS.build(step) for step in steps])
+
+
+def val_images(root: str) -> list[str]:
+    with open(osp.join(root, 'ImageSets/SegmentationContext/val.txt')) as f:
+        return [osp.join(root, 'JPEGImages', line.strip() + '.jpg')
+                for line in f if line.strip()]
+
+
+def test_built_from_the_registry():
+    transform = TRANSFORMS.build(
+        {'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2, 'seed': 3})
+    assert isinstance(transform, ImageCorruption)
+    assert 'fog' in repr(transform) and 'seed=3' in repr(transform)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'corruption': 'fogg', 'severity': 1}, r"'fogg'.*accepted: gaussian"),
+    ({'corruption': 'fog', 'severity': 0}, 'accepted: 1, 2, 3, 4, 5'),
+    ({'corruption': 'fog', 'severity': 6}, 'accepted: 1, 2, 3, 4, 5'),
+    ({'corruption': 'fog', 'severity': 1, 'key': 'stem'}, "'name', 'path'"),
+    ({'corruption': 'fog', 'severity': 1, 'channel_order': 'rgba'},
+     "'bgr', 'rgb'"),
+])
+def test_bad_arguments_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TRANSFORMS.build(dict(type='ImageCorruption', **kwargs))
+
+
+@pytest.mark.parametrize('name', ['gaussian_noise', 'frost', 'saturate'])
+def test_corrupts_the_rgb_image_and_returns_bgr(name):
+    rgb = photo(48, 64)
+    results = {'img': rgb[..., ::-1].copy(), 'img_path': '/data/x/a.jpg'}
+    out = ImageCorruption(name, 4, seed=1)(results)['img']
+
+    seed = image_seed(1, 'a.jpg', name, 4)
+    expected = corrupt(rgb, name, 4, np.random.RandomState(seed))
+    np.testing.assert_array_equal(out, expected[..., ::-1])
+    assert out.flags['C_CONTIGUOUS'] and out.dtype == np.uint8
+    # These corruptions treat channels differently: BGR taken for RGB
+    # would give other pixels.
+    wrong = ImageCorruption(name, 4, seed=1, channel_order='rgb')(
+        {'img': rgb[..., ::-1].copy(), 'img_path': '/data/x/a.jpg'})['img']
+    assert not np.array_equal(wrong, out)
+
+
+def test_pixels_depend_on_file_name_not_folder(tmp_path):
+    bgr = photo(48, 64)
+    transform = ImageCorruption('gaussian_noise', 2)
+
+    def run(path, t=transform):
+        return t({'img': bgr.copy(), 'img_path': path})['img']
+
+    moved = run('/mnt/other/place/img_001.jpg')
+    np.testing.assert_array_equal(run('/data/JPEGImages/img_001.jpg'),
+                                  moved)
+    assert not np.array_equal(run('/data/JPEGImages/img_002.jpg'), moved)
+    by_path = ImageCorruption('gaussian_noise', 2, key='path')
+    assert not np.array_equal(
+        run('/data/JPEGImages/img_001.jpg', by_path),
+        run('/mnt/other/place/img_001.jpg', by_path))
+    assert not np.array_equal(
+        ImageCorruption('gaussian_noise', 2, seed=1)(
+            {'img': bgr.copy(), 'img_path': '/x/img_001.jpg'})['img'],
+        moved)
+
+
+def test_missing_inputs_are_reported():
+    with pytest.raises(KeyError, match='after LoadImageFromFile'):
+        ImageCorruption('fog', 1)({'img_path': 'a.jpg'})
+    with pytest.raises(KeyError, match='img_path'):
+        ImageCorruption('fog', 1)({'img': photo(40, 40)})
+    with pytest.raises(ValueError, match='uint8'):
+        ImageCorruption('fog', 1)({
+            'img': photo(40, 40).astype(np.float32),
+            'img_path': 'a.jpg'
+        })
+    with pytest.raises(ValueError, match=r'tiny\.jpg.*at least 32'):
+        ImageCorruption('fog', 1)({
+            'img': photo(20, 40),
+            'img_path': 'tiny.jpg'
+        })
+
+
+def test_inside_an_mmseg_test_pipeline(demo_root):
+    path = val_images(demo_root)[0]
+    seg_path = path.replace('JPEGImages', 'SegmentationClassContext')[:-4]
+    info = {'img_path': path, 'seg_map_path': seg_path + '.png',
+                'reduce_zero_label': True, 'seg_fields': []}
+    load = [{'type': 'LoadImageFromFile'}]
+    tail = [{'type': 'LoadAnnotations', 'reduce_zero_label': True},
+            {'type': 'PackSegInputs'}]
+    corruption = {'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 5}
+    clean = pipeline(load + tail)(dict(info))
+    corrupted = pipeline(load + [corruption] + tail)(dict(info))
+
+    loaded = pipeline(load)(dict(info))['img']
+    seed = image_seed(0, osp.basename(path), 'fog', 5)
+    expected = corrupt(loaded[..., ::-1], 'fog', 5,
+                       np.random.RandomState(seed))[..., ::-1]
+    expected = torch.from_numpy(expected.transpose(2, 0, 1).copy())
+    assert torch.equal(corrupted['inputs'], expected)
+    assert not torch.equal(corrupted['inputs'], clean['inputs'])
+    # Labels are untouched.
+    assert torch.equal(corrupted['data_samples'].gt_sem_seg.data,
+                       clean['data_samples'].gt_sem_seg.data)
+
+    resized = pipeline(load + [corruption] +
+                      [{'type': 'Resize', 'scale': (40, 40), 'keep_ratio': True}]
+                      + tail)(dict(info))
+    assert resized['inputs'].shape == (3, 40, 40)
+
+
+def test_same_pixels_with_0_and_2_workers(demo_root, tmp_path):
+    # A second copy of the data under another folder: the file name, not
+    # the location, seeds each image.
+    moved = str(tmp_path / 'moved')
+    shutil.copytree(demo_root, moved)
+
+    def dataset(root):
+        return DATASETS.build(
+            {
+                'type': 'PascalContextDataset59',
+                'data_root': root,
+                'data_prefix': {
+                    'img_path': 'JPEGImages',
+                    'seg_map_path': 'SegmentationClassContext'},
+                'ann_file': 'ImageSets/SegmentationContext/val.txt',
+                'pipeline': [
+                    {'type': 'LoadImageFromFile'},
+                    {'type': 'ImageCorruption',
+                         'corruption': 'gaussian_noise', 'severity': 3, 'seed': 5},
+                    {'type': 'PackSegInputs'}
+                ]})
+
+    def images(loader):
+        out = {}
+        for batch in loader:
+            for inputs, sample in zip(batch['inputs'],
+                                      batch['data_samples']):
+                out[osp.basename(sample.img_path)] = inputs
+        return out
+
+    np.random.seed(0)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        serial_set, parallel_set = dataset(demo_root), dataset(moved)
+    serial = images(DataLoader(serial_set, batch_size=1,
+                               num_workers=0, collate_fn=pseudo_collate))
+    np.random.seed(1)
+    reverse = torch.utils.data.SequentialSampler(range(6))
+    parallel = images(DataLoader(
+        parallel_set, batch_size=2, num_workers=2,
+        sampler=list(reversed(list(reverse))),
+        collate_fn=pseudo_collate))
+    assert len(serial) == 6 and serial.keys() == parallel.keys()
+    for name, inputs in serial.items():
+        assert torch.equal(inputs, parallel[name]), name

@@ -1,0 +1,94 @@
+"""Conditions and test-pipeline edits of the robustness loop."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from mmspd.evaluation import (
+    add_corruption,
+    fingerprint_test_setup,
+    plan_conditions,
+)
+
+
+def dataloader(pipeline=None):
+    return {
+        'batch_size': 1,
+        'num_workers': 2,
+        'persistent_workers': True,
+        'dataset': {
+            'type': 'PascalContextDataset59',
+            'data_root': 'data/x',
+            'pipeline': pipeline if pipeline is not None else [
+                {'type': 'LoadImageFromFile'},
+                {'type': 'Resize', 'scale': (64, 64), 'keep_ratio': True},
+                {'type': 'LoadAnnotations', 'reduce_zero_label': True},
+                {'type': 'PackSegInputs'}
+            ]}}
+
+
+def test_plan_has_clean_first_then_every_condition():
+    plan = plan_conditions(['fog', 'noise'], [3, 1, 3])
+    assert plan[0] == ('clean', None)
+    assert plan[1:] == [(name, s) for name in
+                        ['fog', 'gaussian_noise', 'shot_noise',
+                         'impulse_noise'] for s in (1, 3)]
+
+
+@pytest.mark.parametrize('severities', [[0], [1, 6], []])
+def test_plan_rejects_bad_severities(severities):
+    with pytest.raises(ValueError, match='accepted: 1, 2, 3, 4, 5'):
+        plan_conditions(['fog'], severities)
+
+
+def test_plan_rejects_unknown_corruptions():
+    with pytest.raises(ValueError, match=r"'fgo'.*accepted groups"):
+        plan_conditions(['fog', 'fgo'], [1])
+
+
+def test_corruption_goes_right_after_image_loading():
+    original = dataloader()
+    snapshot = copy.deepcopy(original)
+    cfg = add_corruption(original, 'fog', 2, seed=7)
+    assert original == snapshot
+    types = [t['type'] for t in cfg['dataset']['pipeline']]
+    assert types == ['LoadImageFromFile', 'ImageCorruption', 'Resize',
+                     'LoadAnnotations', 'PackSegInputs']
+    assert cfg['dataset']['pipeline'][1] == {
+        'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2, 'seed': 7,
+        'key': 'name'}
+    assert cfg['persistent_workers'] is False
+
+
+def test_every_wrapped_dataset_is_corrupted():
+    inner = dataloader()['dataset']
+    cfg = {'dataset': {'type': 'ConcatDataset', 'datasets': [
+        inner, {'type': 'RepeatDataset', 'times': 2, 'dataset': inner}
+    ]}}
+    out = add_corruption(cfg, 'snow', 1)
+    for leaf in (out['dataset']['datasets'][0],
+                 out['dataset']['datasets'][1]['dataset']):
+        assert leaf['pipeline'][1]['type'] == 'ImageCorruption'
+
+
+def test_pipeline_without_image_loading_is_rejected():
+    cfg = dataloader([{'type': 'LoadAnnotations'},
+                      {'type': 'PackSegInputs'}])
+    with pytest.raises(ValueError, match='LoadImageFromFile'):
+        add_corruption(cfg, 'fog', 1)
+
+
+def test_fingerprint_tracks_data_and_model_but_not_workers():
+    base = {'model': {'type': 'EncoderDecoder'},
+                'test_dataloader': dataloader(), 'test_evaluator': {},
+                'test_cfg': {}}
+    same = copy.deepcopy(base)
+    same['test_dataloader']['num_workers'] = 0
+    other_data = copy.deepcopy(base)
+    other_data['test_dataloader']['dataset']['data_root'] = 'data/y'
+    other_model = copy.deepcopy(base)
+    other_model['model']['type'] = 'CascadeEncoderDecoder'
+    assert fingerprint_test_setup(same) == fingerprint_test_setup(base)
+    assert fingerprint_test_setup(other_data) != fingerprint_test_setup(base)
+    assert fingerprint_test_setup(other_model) != fingerprint_test_setup(base)

@@ -1,0 +1,256 @@
+import copy
+import math
+
+import pytest
+import torch
+
+import mmspd.optim._adam as adam_impl
+from mmspd.optim import AdamSPD, get_anchors, spd_factor
+
+
+def reference_groups(net, helpers):
+    """The groups of ``helpers.split_groups`` in the authors' format."""
+    groups = helpers.split_groups(net)
+    for group in groups:
+        if group.pop('anchor', 'init') == 'zero':
+            group['pre'] = None
+        else:
+            group['pre'] = [p.detach().clone() for p in group['params']]
+    return groups
+
+
+@pytest.mark.parametrize('amsgrad', [False, True])
+@pytest.mark.parametrize('foreach', [True, False])
+def test_matches_authors_algorithm(helpers, reference_cls, foreach, amsgrad):
+    net, ref_net = helpers.make_net(), helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, amsgrad=amsgrad,
+                        foreach=foreach)
+    reference = reference_cls(reference_groups(ref_net, helpers), lr=0.02,
+                              amsgrad=amsgrad)
+    data = helpers.batches(60)
+    helpers.train(net, optimizer, data)
+    helpers.train(ref_net, reference, data)
+    helpers.assert_same_params(net, ref_net, rtol=1e-9, atol=1e-11)
+    # The projection branch ran often, but not always.
+    assert 0.1 < reference.selected / reference.decisions < 0.9
+    # Parameters without gradients are left alone and get no state.
+    assert net.unused.weight not in optimizer.state
+    assert torch.equal(net.unused.weight, helpers.make_net().unused.weight)
+
+
+def test_matches_authors_algorithm_float32(helpers, reference_cls):
+    net = helpers.make_net(torch.float32)
+    ref_net = helpers.make_net(torch.float32)
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.01)
+    reference = reference_cls(reference_groups(ref_net, helpers), lr=0.01)
+    data = helpers.batches(50, torch.float32)
+    helpers.train(net, optimizer, data)
+    helpers.train(ref_net, reference, data)
+    helpers.assert_same_params(net, ref_net, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('foreach', [True, False])
+def test_authors_pre_format(helpers, foreach):
+    net, pre_net = helpers.make_net(), helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, foreach=foreach)
+    groups = reference_groups(pre_net, helpers)
+    pre_opt = AdamSPD(groups, lr=0.02, foreach=foreach)
+    data = helpers.batches(20)
+    helpers.train(net, optimizer, data)
+    helpers.train(pre_net, pre_opt, data)
+    helpers.assert_same_params(net, pre_net, rtol=1e-12, atol=1e-14)
+    # The given anchors are the ones kept; 'pre': None means zero anchors.
+    anchors = get_anchors(pre_opt)
+    assert torch.equal(anchors[pre_net.conv.weight], groups[0]['pre'][0])
+    assert pre_net.fc2.weight not in anchors
+    assert 'pre' not in pre_opt.param_groups[0]
+
+
+@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('amsgrad', [False, True])
+def test_multi_tensor_equals_per_tensor(helpers, monkeypatch, fused,
+                                        amsgrad):
+    if not fused:  # the non-CPU path: Adam from torch._foreach_* ops
+        monkeypatch.setattr(adam_impl, '_FUSED_DEVICES', ())
+    net, loop_net = helpers.make_net(), helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, amsgrad=amsgrad)
+    loop = AdamSPD(helpers.split_groups(loop_net), lr=0.02, amsgrad=amsgrad,
+                   foreach=False)
+    data = helpers.batches(30)
+    helpers.train(net, optimizer, data)
+    helpers.train(loop_net, loop, data)
+    helpers.assert_same_params(net, loop_net, rtol=1e-12, atol=1e-14)
+    for key, value in optimizer.spd_statistics().items():
+        torch.testing.assert_close(value, loop.spd_statistics()[key])
+
+
+def test_state_holds_only_documented_keys(helpers):
+    net = helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.01, amsgrad=True)
+    helpers.train(net, optimizer, helpers.batches(2))
+    assert set(optimizer.state[net.conv.weight]) == {
+        'step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'anchor'
+    }
+    # Zero anchors keep no copy.
+    assert set(optimizer.state[net.fc2.weight]) == {
+        'step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'
+    }
+
+
+def test_anchor_taken_at_first_step_not_at_construction(helpers):
+    net = helpers.make_net()
+    optimizer = AdamSPD(net.parameters(), lr=0.01, weight_decay=0.5)
+    assert get_anchors(optimizer) == {}
+    # What Runner.train does after building the optimizer: load weights.
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(1.0)
+    loaded = copy.deepcopy(net)
+    helpers.train(net, optimizer, helpers.batches(3))
+    anchors = get_anchors(optimizer)
+    for (name, param), start in zip(net.named_parameters(),
+                                    loaded.parameters()):
+        if name.startswith('unused'):
+            assert param not in anchors
+            continue
+        assert torch.equal(anchors[param], start), name
+        assert not torch.equal(param, start), name
+
+
+def test_reset_anchors(helpers):
+    net = helpers.make_net()
+    optimizer = AdamSPD(net.parameters(), lr=0.01, weight_decay=0.5)
+    helpers.train(net, optimizer, helpers.batches(3))
+    optimizer.reset_anchors()
+    for param, anchor in get_anchors(optimizer).items():
+        assert torch.equal(param, anchor)
+        assert anchor.data_ptr() != param.data_ptr()
+
+
+@pytest.mark.parametrize('foreach', [True, False])
+def test_state_dict_round_trip(helpers, foreach):
+    net = helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, amsgrad=True,
+                        foreach=foreach)
+    data = helpers.batches(20)
+    helpers.train(net, optimizer, data[:10])
+
+    resumed_net = helpers.make_net(seed=3)
+    resumed_net.load_state_dict(net.state_dict())
+    resumed = AdamSPD(helpers.split_groups(resumed_net), lr=0.5,
+                      foreach=foreach)
+    resumed.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    # Anchors come back from the state dict, not from the current weights.
+    for (param, anchor), resumed_param in zip(
+            get_anchors(optimizer).items(), resumed_net.parameters()):
+        resumed_anchor = get_anchors(resumed)[resumed_param]
+        assert torch.equal(resumed_anchor, anchor)
+        assert not torch.equal(resumed_anchor, resumed_param)
+    helpers.train(net, optimizer, data[10:])
+    helpers.train(resumed_net, resumed, data[10:])
+    helpers.assert_same_params(net, resumed_net, rtol=0, atol=0)
+
+
+def test_deepcopy(helpers):
+    net = helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.02)
+    data = helpers.batches(10)
+    helpers.train(net, optimizer, data[:5])
+    net_copy, optimizer_copy = copy.deepcopy((net, optimizer))
+    helpers.train(net, optimizer, data[5:])
+    helpers.train(net_copy, optimizer_copy, data[5:])
+    helpers.assert_same_params(net, net_copy, rtol=0, atol=0)
+    assert optimizer_copy.spd_statistics().keys() == {
+        'selected', 'ratio', 'deviation', 'rel_deviation'
+    }
+
+
+def test_old_state_gets_new_group_keys(helpers):
+    net = helpers.make_net()
+    optimizer = AdamSPD(net.parameters(), lr=0.01, weight_decay=0.1)
+    state = optimizer.__getstate__()
+    for key in ('amsgrad', 'anchor', 'foreach'):
+        del state['param_groups'][0][key]
+    optimizer.__setstate__(state)
+    assert optimizer.param_groups[0]['anchor'] == 'init'
+    helpers.train(net, optimizer, helpers.batches(2))
+
+
+@pytest.mark.parametrize('foreach', [True, False])
+def test_step_on_meta_device(foreach):
+    # No host synchronisation: data-dependent Python control flow would
+    # fail on tensors without data.
+    params = [torch.nn.Parameter(torch.empty(5, 3, device='meta')),
+              torch.nn.Parameter(torch.empty(7, device='meta'))]
+    for param in params:
+        param.grad = torch.empty_like(param)
+    optimizer = AdamSPD([{'params': params[:1]},
+                         {'params': params[1:], 'anchor': 'zero'}],
+                        lr=0.01, weight_decay=0.5, amsgrad=True,
+                        foreach=foreach)
+    optimizer.step()
+    optimizer.step()
+    assert optimizer.state[params[0]]['anchor'].device.type == 'meta'
+    assert optimizer.spd_statistics()['selected'].device.type == 'meta'
+
+
+def test_ratio_is_zero_on_the_anchor():
+    cur = torch.tensor([0.0, 2.0, 2.0, 1.0])
+    prev = torch.tensor([0.0, 1.0, 1.0, 3.0])
+    c = torch.tensor([-1.0, -1.0, 1.0, -1.0])
+    scale, ratio, selected = spd_factor(c, prev, cur, 0.5)
+    torch.testing.assert_close(ratio, torch.tensor([0.0, 0.5, 0.5, 0.0]))
+    torch.testing.assert_close(selected, torch.tensor([1.0, 1.0, 0.0, 1.0]))
+    torch.testing.assert_close(scale, torch.tensor([0.0, 0.25, 0.0, 0.0]))
+
+
+def test_statistics_describe_the_step(helpers):
+    net = helpers.make_net()
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, foreach=False)
+    assert optimizer.spd_statistics() == {}
+    helpers.train(net, optimizer, helpers.batches(5))
+    stats = optimizer.spd_statistics()
+    # conv (1 tensor), fc1 (2) and fc2 (2) are processed; norm has lam 0.
+    processed = [net.conv.weight, net.fc1.weight,
+                 net.fc1.bias, net.fc2.weight, net.fc2.bias]
+    anchors = get_anchors(optimizer)
+    deviation = math.sqrt(sum(
+        float((p.detach() - anchors.get(p, 0)).square().sum())
+        for p in processed))
+    anchor_norm = math.sqrt(sum(
+        float(anchors[p].square().sum()) for p in processed[:3]))
+    assert float(stats['deviation']) == pytest.approx(deviation)
+    assert float(stats['rel_deviation']) == pytest.approx(
+        deviation / anchor_norm)
+    assert float(stats['selected']) * 5 == pytest.approx(
+        round(float(stats['selected']) * 5))
+    assert 0 <= float(stats['ratio']) <= 1
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'lr': -0.1}, 'learning rate: -0.1'),
+    ({'weight_decay': -1.0}, 'weight_decay.*-1.0'),
+    ({'betas': (1.0, 0.999)}, 'beta parameter at index 0: 1.0'),
+    ({'betas': (0.9, -0.1)}, 'beta parameter at index 1: -0.1'),
+    ({'eps': -1e-8}, 'epsilon value: -1e-08'),
+    ({'anchor': 'pretrained'}, "anchor mode: 'pretrained'"),
+])
+def test_rejects_bad_hyper_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdamSPD([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+
+
+def test_rejects_bad_group_values_and_anchors():
+    param = torch.nn.Parameter(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="anchor mode: 'both'"):
+        AdamSPD([{'params': [param], 'anchor': 'both'}])
+    with pytest.raises(ValueError, match=r'\(3, 2\) does not match .*\(2, '
+                       r'3\)'):
+        AdamSPD([{'params': [param], 'pre': [torch.zeros(3, 2)]}])
+    with pytest.raises(ValueError, match="'pre' holds 2 anchors for 1"):
+        AdamSPD([{'params': [param], 'pre': [torch.zeros(2, 3)] * 2}])
+    optimizer = AdamSPD([param], weight_decay=0.1)
+    optimizer.state[param]['anchor'] = torch.zeros(6)
+    param.grad = torch.ones_like(param)
+    with pytest.raises(ValueError, match=r'\(6,\) does not match'):
+        optimizer.step()

@@ -1,0 +1,114 @@
+"""End-to-end runs of tools/train.py and tools/dist_train.sh on tiny data.
+
+Each run is a separate process, as a user would start it, training the tiny
+Swin-UperNet of the demo with AdamSPD for a few iterations on the CPU.
+``rank_state_dump.RankStateDumpHook`` saves every rank's weights, anchors and
+optimizer state when training ends.
+"""
+from __future__ import annotations
+
+import os.path as osp
+
+import pytest
+import torch
+
+
+def load(path) -> dict:
+    # Files written by these tests; the full unpickler is safe here.
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def assert_same_tensors(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for name, value in a.items():
+        assert torch.equal(value, b[name]), f'{what}: {name} differs'
+
+
+def assert_same_optimizer_state(a: dict, b: dict) -> None:
+    assert a['state'].keys() == b['state'].keys()
+    for index, state in a['state'].items():
+        other = b['state'][index]
+        assert state.keys() == other.keys(), index
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, other[key]), (index, key)
+            else:
+                assert value == other[key], (index, key)
+    lrs = [group['lr'] for group in a['param_groups']]
+    assert lrs == [group['lr'] for group in b['param_groups']]
+
+
+@pytest.fixture(scope='module')
+def straight_run(mmcv_ops, tools, demo_root, tmp_path_factory) -> str:
+    """Four iterations without interruption (checkpoints at 2 and 4)."""
+    work_dir = str(tmp_path_factory.mktemp('straight'))
+    tools.run_tool(tools.train_cmd(work_dir, demo_root))
+    return work_dir
+
+
+def test_dist_train_two_cpu_processes_keep_ranks_identical(
+        mmcv_ops, tools, demo_root, tmp_path):
+    work_dir = str(tmp_path / 'dist')
+    # SyncBN in the head must become BN for CPU processes.
+    tools.run_tool(
+        tools.train_cmd(work_dir, demo_root, 'train_cfg.max_iters=3',
+                        'model.decode_head.norm_cfg.type=SyncBN', gpus=2))
+
+    rank0 = load(osp.join(work_dir, 'rank0_state.pth'))
+    rank1 = load(osp.join(work_dir, 'rank1_state.pth'))
+    assert rank0['iters_run'] == rank1['iters_run'] == 3
+    assert_same_tensors(rank0['params'], rank1['params'], 'weights')
+    assert rank0['anchors'], 'AdamSPD kept no anchors'
+    assert_same_tensors(rank0['anchors'], rank1['anchors'], 'anchors')
+    assert_same_optimizer_state(rank0['optimizer'], rank1['optimizer'])
+    # Training moved the weights, so equal ranks are not a trivial result.
+    assert any(not torch.equal(rank0['params'][name], anchor)
+               for name, anchor in rank0['anchors'].items())
+    # The checkpoint rank 0 wrote holds the weights every rank ended with.
+    checkpoint = load(osp.join(work_dir, 'iter_3.pth'))
+    for name, param in rank0['params'].items():
+        assert torch.equal(checkpoint['state_dict'][name], param), name
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(
+        straight_run, tools, demo_root, tmp_path):
+    work_dir = str(tmp_path / 'split')
+    tools.run_tool(
+        tools.train_cmd(work_dir, demo_root, 'train_cfg.max_iters=2'))
+    tools.run_tool(tools.train_cmd(work_dir, demo_root) + ['--resume'])
+
+    resumed = load(osp.join(work_dir, 'rank0_state.pth'))
+    # The second process ran only the last two iterations.
+    assert resumed['iters_run'] == 2
+    straight = load(osp.join(straight_run, 'rank0_state.pth'))
+    assert straight['iters_run'] == 4
+    assert_same_tensors(straight['params'], resumed['params'], 'weights')
+    assert straight['anchors'], 'AdamSPD kept no anchors'
+    assert_same_tensors(straight['anchors'], resumed['anchors'], 'anchors')
+    assert_same_optimizer_state(straight['optimizer'], resumed['optimizer'])
+
+    a = load(osp.join(straight_run, 'iter_4.pth'))
+    b = load(osp.join(work_dir, 'iter_4.pth'))
+    assert_same_tensors(a['state_dict'], b['state_dict'], 'checkpoint')
+    assert_same_optimizer_state(a['optimizer'], b['optimizer'])
+
+
+def test_load_from_anchors_are_the_loaded_weights(straight_run, tools,
+                                                  demo_root, tmp_path):
+    source = osp.join(straight_run, 'iter_2.pth')
+    work_dir = str(tmp_path / 'finetune')
+    tools.run_tool(
+        tools.train_cmd(work_dir, demo_root, 'train_cfg.max_iters=1',
+                        f'load_from={source}'))
+
+    anchors = load(osp.join(work_dir, 'rank0_state.pth'))['anchors']
+    loaded = load(source)['state_dict']
+    # The same config and seed give the straight run's random init, which
+    # its anchors hold.
+    random_init = load(osp.join(straight_run, 'rank0_state.pth'))['anchors']
+    assert anchors, 'AdamSPD kept no anchors'
+    assert anchors.keys() == random_init.keys()
+    for name, anchor in anchors.items():
+        assert torch.equal(anchor, loaded[name]), name
+    assert sum(not torch.equal(anchors[name], random_init[name])
+               for name in anchors) > len(anchors) // 2

@@ -1,0 +1,142 @@
+"""Train a segmentor with mmspd's optimizers registered.
+
+The flags and behaviour are those of mmsegmentation 1.2.2's
+``tools/train.py``, with these additions:
+
+- importing :mod:`mmspd` registers its optimizers, optimizer wrappers, hooks
+  and transforms, and lets ``--resume`` read MMEngine checkpoints under
+  torch >= 2.6;
+- ``--launcher pytorch|slurm|mpi`` also runs without CUDA (gloo);
+- ``--amp`` turns ``SPDOptimWrapper`` into ``AmpSPDOptimWrapper`` (and
+  ``OptimWrapper`` into ``AmpOptimWrapper``), and needs a CUDA GPU;
+- missing data, split files or checkpoints, and a config that asks for SPD
+  but builds a plain optimizer, stop the run with an error that says what
+  to fix, before anything is trained.
+
+Example::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume]
+    bash tools/dist_train.sh CONFIG 8 --amp
+
+with CONFIG e.g.
+``configs/swin/upernet_swin-t_adamspd_8xb2-80k_pascal-context-59-480x480.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+try:
+    import mmspd  # registers mmspd, applies the checkpoint fix
+except ImportError:  # run from a source checkout without installing
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    import mmspd  # noqa: F401
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmspd.utils import (
+    LAUNCHERS,
+    check_checkpoint,
+    check_data_paths,
+    check_pretrained_checkpoints,
+    check_spd_config,
+    check_spd_optim_wrapper,
+    enable_amp,
+    setup_runtime,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        default=False,
+        help='resume from the latest checkpoint in the work_dir '
+        'automatically (or from load_from, when the config sets it)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training (CUDA only); SPD '
+        'wrappers become their AMP variants')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=list(LAUNCHERS),
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank (older); torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    """Load the config and apply the command line, checking what it reads."""
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir: command line > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        enable_amp(cfg)
+    cfg.resume = args.resume
+
+    # Fail before the Runner writes a work dir or a process group waits.
+    check_spd_config(cfg)
+    check_data_paths(cfg, splits=('train', 'val'))
+    check_pretrained_checkpoints(cfg)
+    if cfg.get('load_from'):
+        check_checkpoint(cfg.load_from, 'load_from checkpoint')
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> Runner:
+    """Train as the command line ``argv`` says; return the used Runner."""
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    setup_runtime(cfg, args.launcher)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        from mmseg.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+
+    # Runner.train() keeps an optimizer wrapper that is already built, so
+    # building it here lets the SPD check run before any iteration.
+    if runner.optim_wrapper is not None:
+        runner.optim_wrapper = runner.build_optim_wrapper(
+            runner.optim_wrapper)
+        check_spd_optim_wrapper(cfg, runner.optim_wrapper)
+
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
