@@ -4,7 +4,8 @@ Builds the model of a Swin-T UperNet config (no weights needed; SyncBN
 becomes BN), fills every gradient with fixed random values, and prints, in
 one run and as ratios to ``torch.optim.AdamW(foreach=True)``:
 
-- step time (median over ``--steps`` steps, after warm-up) of AdamSPD
+- step time (median and minimum over ``--steps`` steps after warm-up,
+  the optimizers taking turns step by step) of AdamSPD
   (multi-tensor and per-tensor), SPDOptimWrapper(AdamW), a per-tensor
   re-implementation of the authors' algorithm, and AdamW foreach / fused;
 - optimizer state bytes per parameter byte;
@@ -103,7 +104,7 @@ def make_optimizers(paramwise):
 
     def wrapper(optim_cfg, wrapper_type='OptimWrapper'):
         def build(model):
-            cfg = dict(type=wrapper_type, optimizer=optim_cfg)
+            cfg = {'type': wrapper_type, 'optimizer': optim_cfg}
             if paramwise is not None:
                 cfg['paramwise_cfg'] = copy.deepcopy(paramwise)
             return build_optim_wrapper(model, cfg)
@@ -112,21 +113,23 @@ def make_optimizers(paramwise):
     def authors(model):
         params = [p for p in model.parameters() if p.requires_grad]
         return ReferenceAdamSPD(
-            [dict(params=params, pre=[p.detach().clone() for p in params])],
+            [{'params': params, 'pre': [p.detach().clone() for p in params]}],
             lr=LR, weight_decay=LAM)
+
+    def cfg(type_, **kwargs):
+        return {'type': type_, 'lr': LR, **kwargs}
 
     return {
         'AdamW foreach':
-        wrapper(dict(type='AdamW', lr=LR, weight_decay=0.01, foreach=True)),
+        wrapper(cfg('AdamW', weight_decay=0.01, foreach=True)),
         'AdamW fused':
-        wrapper(dict(type='AdamW', lr=LR, weight_decay=0.01, fused=True)),
+        wrapper(cfg('AdamW', weight_decay=0.01, fused=True)),
         'AdamSPD multi-tensor':
-        wrapper(dict(type='AdamSPD', lr=LR, weight_decay=LAM)),
+        wrapper(cfg('AdamSPD', weight_decay=LAM)),
         'AdamSPD per-tensor':
-        wrapper(dict(type='AdamSPD', lr=LR, weight_decay=LAM,
-                     foreach=False)),
+        wrapper(cfg('AdamSPD', weight_decay=LAM, foreach=False)),
         'SPDOptimWrapper(AdamW)':
-        wrapper(dict(type='AdamW', lr=LR, weight_decay=LAM, foreach=True),
+        wrapper(cfg('AdamW', weight_decay=LAM, foreach=True),
                 'SPDOptimWrapper'),
         'authors (per-tensor)':
         authors,
@@ -138,12 +141,14 @@ def optimizer_of(obj):
 
 
 def state_bytes(optimizer):
-    total = 0
-    for state in optimizer.state.values():
-        for value in state.values():
-            if torch.is_tensor(value) and value.dim() > 0:
-                total += value.numel() * value.element_size()
-    return total
+    """Bytes of per-parameter optimizer tensors, anchors in groups too."""
+    tensors = [
+        value for state in optimizer.state.values()
+        for value in state.values() if torch.is_tensor(value)
+    ]
+    for group in optimizer.param_groups:
+        tensors.extend(group.get('pre') or [])  # the authors' anchors
+    return sum(t.numel() * t.element_size() for t in tensors if t.dim() > 0)
 
 
 class OpCounter(TorchDispatchMode):
@@ -183,20 +188,26 @@ def count_ops(build, model, keep):
     return counter.ops, counter.views
 
 
-def time_steps(build, model, steps, warmup):
-    model = copy_model(model)
-    optim = build(model)
-    for _ in range(warmup):
-        optim.step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        optim.step()
-        times.append(time.perf_counter() - start)
+def time_steps(optimizers, model, steps, warmup):
+    """Median and minimum step time of each optimizer, and state bytes per
+    parameter byte. Steps are interleaved (one step of each optimizer in
+    turn) so that a change of the machine's load hits all of them alike."""
     param_bytes = sum(p.numel() * p.element_size()
                       for p in model.parameters())
-    return statistics.median(times), state_bytes(
-        optimizer_of(optim)) / param_bytes
+    built = {name: build(copy_model(model))
+             for name, build in optimizers.items()}
+    times = {name: [] for name in optimizers}
+    for round_ in range(warmup + steps):
+        for name, optim in built.items():
+            start = time.perf_counter()
+            optim.step()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {
+        name: (statistics.median(times[name]), min(times[name]),
+               state_bytes(optimizer_of(optim)) / param_bytes)
+        for name, optim in built.items()
+    }
 
 
 def main(argv=None):
@@ -219,29 +230,22 @@ def main(argv=None):
           f'torch {torch.__version__}, {torch.get_num_threads()} threads')
     optimizers = make_optimizers(paramwise)
 
-    results = {}
-    for name, build in optimizers.items():
-        results[name] = time_steps(build, model, args.steps, args.warmup)
-    # The baseline once more, last, to show drift of the machine's speed.
-    baseline_again = time_steps(optimizers['AdamW foreach'], model,
-                                args.steps, args.warmup)[0]
+    results = time_steps(optimizers, model, args.steps, args.warmup)
     base = results['AdamW foreach'][0]
-
     subset = len(params) // 4
-    print()
-    print(f'{"optimizer":<24} {"step ms":>9} {"vs AdamW":>9} '
-          f'{"state/param":>12} {"ops/step":>10} {"ops/step":>10}')
-    print(f'{"":<24} {"":>9} {"foreach":>9} {"bytes":>12} '
-          f'{f"{len(params)} t":>10} {f"{subset} t":>10}')
-    for name, (seconds, state_ratio) in results.items():
+    print(f'\n{"optimizer":<24} {"median":>8} {"min":>8} {"median vs":>10} '
+          f'{"state/param":>12} {"ops/step":>9} {"ops/step":>9}')
+    print(f'{"":<24} {"ms":>8} {"ms":>8} {"AdamW fe.":>10} {"bytes":>12} '
+          f'{f"{len(params)} t":>9} {f"{subset} t":>9}')
+    for name, (median, fastest, state_ratio) in results.items():
         ops_all, views_all = count_ops(optimizers[name], model, len(params))
         ops_sub, views_sub = count_ops(optimizers[name], model, subset)
-        print(f'{name:<24} {seconds * 1e3:>9.1f} {seconds / base:>8.2f}x '
-              f'{state_ratio:>12.2f} {ops_all:>10d} {ops_sub:>10d}'
-              f'   (+{views_all} / +{views_sub} views)')
-    print(f'\nAdamW foreach measured again at the end: '
-          f'{baseline_again * 1e3:.1f} ms ({baseline_again / base:.2f}x the '
-          'first measurement)')
+        print(f'{name:<24} {median * 1e3:>8.1f} {fastest * 1e3:>8.1f} '
+              f'{median / base:>9.2f}x {state_ratio:>12.2f} {ops_all:>9d} '
+              f'{ops_sub:>9d}   (+{views_all} / +{views_sub} views)')
+    print('\nops/step: operators dispatched in one steady-state step over '
+          'all tensors\nand over the first quarter of them; views (no '
+          'kernel) in brackets.')
 
 
 if __name__ == '__main__':

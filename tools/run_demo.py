@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -90,10 +91,12 @@ class Stage:
         name (str): Stage name, also its log file's name.
         outputs (list[str]): Files whose existence means the stage is done.
         run (Callable[[str], None]): Does the work; gets the log path.
+        deps (tuple[str, ...]): Stages that must finish first.
     """
     name: str
     outputs: list[str]
     run: Callable[[str], None] = field(repr=False)
+    deps: tuple[str, ...] = ()
 
 
 def _fmt_time(seconds: float) -> str:
@@ -115,8 +118,17 @@ def _tail(path: str, lines: int = 20) -> str:
         return ''
 
 
-def _run_tool(stage: str, args: list[str], log_path: str) -> None:
+def _run_tool(stage: str, args: list[str], log_path: str,
+              threads: int | None = None) -> None:
     """Run ``python tools/...`` with output to ``log_path``, show progress.
+
+    Args:
+        stage (str): Stage name, for messages.
+        args (list[str]): The tool's path and its arguments.
+        log_path (str): Where the tool's output goes.
+        threads (int, optional): CPU threads for the tool, unless the
+            environment already sets ``OMP_NUM_THREADS``. Defaults to None
+            (the libraries' own choice).
 
     Raises:
         DemoError: If the tool is missing or exits with a non-zero status;
@@ -131,6 +143,8 @@ def _run_tool(stage: str, args: list[str], log_path: str) -> None:
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO, env.get('PYTHONPATH')) if p)
     env.setdefault('PYTHONUNBUFFERED', '1')
+    if threads is not None:
+        env.setdefault('OMP_NUM_THREADS', str(threads))
     with open(log_path, 'w', encoding='utf-8') as log:
         log.write('$ ' + ' '.join([sys.executable, *args]) + '\n')
         log.flush()
@@ -138,7 +152,7 @@ def _run_tool(stage: str, args: list[str], log_path: str) -> None:
                                 env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         try:
-            _follow(proc, log_path)
+            _follow(proc, log_path, stage)
         except BaseException:
             proc.kill()
             proc.wait()
@@ -150,7 +164,7 @@ def _run_tool(stage: str, args: list[str], log_path: str) -> None:
             f'{_tail(log_path)}')
 
 
-def _follow(proc: subprocess.Popen, log_path: str) -> None:
+def _follow(proc: subprocess.Popen, log_path: str, stage: str) -> None:
     """Wait for ``proc``, echoing training progress from its log."""
     with open(log_path, encoding='utf-8', errors='replace') as log:
         while True:
@@ -159,7 +173,7 @@ def _follow(proc: subprocess.Popen, log_path: str) -> None:
                 match = _TRAIN_PROGRESS.search(line)
                 if match:
                     eta = f'  eta {match[3]}' if match[3] else ''
-                    print(f'      iter {match[1]}/{match[2]}  '
+                    print(f'      {stage}: iter {match[1]}/{match[2]}  '
                           f'loss {match[4]}{eta}', flush=True)
             if done:
                 return
@@ -249,15 +263,12 @@ def parameter_deviation(pretrained: str, finetuned: str,
 
 
 def _robustness_value(report: dict, key: str) -> float | None:
-    """``key`` (e.g. ``'mPC'``) from a ``robustness.json``, if present."""
-    if key in report and isinstance(report[key], (int, float)):
-        return float(report[key])
-    for value in report.values():
-        if isinstance(value, dict):
-            found = _robustness_value(value, key)
-            if found is not None:
-                return found
-    return None
+    """The mIoU entry of ``summary[key]`` (``'mPC'``, ``'rPC'``) in a
+    ``robustness.json`` written by ``tools/test_corruption.py``."""
+    value = report.get('summary', {}).get(key)
+    if isinstance(value, dict):
+        value = value.get('mIoU')
+    return None if value is None else float(value)
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -278,7 +289,7 @@ def format_table(rows: list[dict]) -> str:
             row['name'],
             _num(row.get('mIoU')),
             _num(row.get('mPC')),
-            _pct(row.get('rPC'), 1),
+            _num(row.get('rPC'), 1) + ('%' if row.get('rPC') else ''),
             _num(row.get('dev_abs'), 3),
             _pct(row.get('dev_rel'), 2),
         ]
@@ -293,9 +304,21 @@ class Demo:
         work_dir (str): Where everything goes.
         settings (dict): :data:`FULL` or :data:`QUICK`.
         corruption (bool): Whether to run the corruption benchmark.
+            Defaults to True.
+        jobs (int): How many stages may run at once. Defaults to 2.
     """
 
-    def __init__(self, work_dir: str, settings: dict, corruption: bool):
+    def __init__(self,
+                 work_dir: str,
+                 settings: dict,
+                 corruption: bool = True,
+                 jobs: int = 2):
+        if jobs < 1:
+            raise DemoError(f'Invalid jobs: {jobs}; expected >= 1')
+        self.jobs = jobs
+        # Share the cores between the stages that run at once: more
+        # threads than cores slows small models down several times.
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.work_dir = osp.abspath(work_dir)
         self.settings = settings
         self.corruption = corruption
@@ -368,37 +391,40 @@ class Demo:
         options = self._data_options(domain) + self._iter_options(iters)
         if load_from is not None:
             options.append(f'load_from={load_from}')
-        _run_tool(stage, [
+        self._tool(stage, [
             osp.join(REPO, 'tools', 'train.py'), config, '--work-dir',
             train_dir, '--cfg-options', *options
-        ], self._log(stage))
+        ])
         _publish_checkpoint(train_dir, dst)
 
     def _test(self, stage: str, config: str, ckpt: str,
               test_dir: str) -> None:
-        _run_tool(stage, [
+        self._tool(stage, [
             osp.join(REPO, 'tools', 'test.py'), config, ckpt, '--work-dir',
             test_dir, '--cfg-options', *self._data_options('B')
-        ], self._log(stage))
+        ])
         _write_json(osp.join(test_dir, 'metrics.json'),
                     _latest_test_metrics(test_dir))
 
     def _corrupt(self, stage: str, config: str, ckpt: str,
                  out_dir: str) -> None:
-        _run_tool(stage, [
+        self._tool(stage, [
             osp.join(REPO, 'tools', 'test_corruption.py'), config, ckpt,
             '--work-dir', out_dir, '--severities',
             *self.settings['severities'], '--cfg-options',
             *self._data_options('B')
-        ], self._log(stage))
+        ])
 
     def _compare(self, log: str) -> None:
-        _run_tool('compare', [
+        self._tool('compare', [
             osp.join(REPO, 'tools', 'robustness_table.py'),
             *[self._robustness_json(m) for m in FINETUNE_CONFIGS],
             '--names', *FINETUNE_CONFIGS, '--out-dir',
             self.path('comparison')
-        ], log)
+        ])
+
+    def _tool(self, stage: str, args: list[str]) -> None:
+        _run_tool(stage, args, self._log(stage), self.threads)
 
     def _log(self, stage: str) -> str:
         return osp.join(self.log_dir, f'{stage}.log')
@@ -413,6 +439,7 @@ class Demo:
         return self.path(f'corruption_{method.lower()}', 'robustness.json')
 
     def stages(self) -> list[Stage]:
+        """The demo's stages in a valid order, with their dependencies."""
         s = self.settings
         data_outputs = [
             osp.join(self._data_root(d), 'ImageSets', 'SegmentationContext',
@@ -425,7 +452,8 @@ class Demo:
                 'pretrain_A', [self.pretrained],
                 lambda log: self._train(
                     'pretrain_A', PRETRAIN_CONFIG, self.path('pretrain_A'),
-                    'A', s['pretrain_iters'], self.pretrained)),
+                    'A', s['pretrain_iters'], self.pretrained),
+                deps=('data', )),
         ]
         for method, config in FINETUNE_CONFIGS.items():
             name = f'finetune_{method.lower()}'
@@ -434,17 +462,20 @@ class Demo:
                     name, [self._finetuned(method)],
                     lambda log, n=name, c=config, m=method: self._train(
                         n, c, self.path(n), 'B', s['finetune_iters'],
-                        self._finetuned(m), load_from=self.pretrained)))
-        tests = [('pretrained', PRETRAIN_CONFIG, self.pretrained)] + [
-            (m, c, self._finetuned(m)) for m, c in FINETUNE_CONFIGS.items()
-        ]
-        for name, config, ckpt in tests:
+                        self._finetuned(m), load_from=self.pretrained),
+                    deps=('pretrain_A', )))
+        tests = [('pretrained', PRETRAIN_CONFIG, self.pretrained,
+                  'pretrain_A')]
+        tests += [(m, c, self._finetuned(m), f'finetune_{m.lower()}')
+                  for m, c in FINETUNE_CONFIGS.items()]
+        for name, config, ckpt, dep in tests:
             stage = f'test_{name.lower()}'
             stages.append(
                 Stage(
                     stage, [self._metrics(name)],
                     lambda log, n=stage, c=config, k=ckpt: self._test(
-                        n, c, k, self.path(n))))
+                        n, c, k, self.path(n)),
+                    deps=(dep, )))
         if self.corruption:
             for method, config in FINETUNE_CONFIGS.items():
                 stage = f'corruption_{method.lower()}'
@@ -452,10 +483,14 @@ class Demo:
                     Stage(
                         stage, [self._robustness_json(method)],
                         lambda log, n=stage, c=config, m=method: self.
-                        _corrupt(n, c, self._finetuned(m), self.path(n))))
+                        _corrupt(n, c, self._finetuned(m), self.path(n)),
+                        deps=(f'finetune_{method.lower()}', )))
             stages.append(
-                Stage('compare', [self.path('comparison', 'comparison.md')],
-                      self._compare))
+                Stage(
+                    'compare', [self.path('comparison', 'comparison.md')],
+                    self._compare,
+                    deps=tuple(f'corruption_{m.lower()}'
+                               for m in FINETUNE_CONFIGS)))
         return stages
 
     def summarize(self) -> tuple[list[dict], str]:
@@ -480,9 +515,10 @@ class Demo:
         table = format_table(rows)
         notes = [
             '',
-            ('mIoU, mPC in percent on domain B val; rPC = mPC / clean '
-             'mIoU; deviation = L2 norm over all parameters from the '
-             'domain-A model (relative: divided by its norm).'),
+            ('mIoU, mPC in percent on domain B val; mPC = mean over '
+             'corruptions and severities; rPC = mPC / clean mIoU; '
+             'deviation = L2 norm over all parameters from the domain-A '
+             'model (relative: divided by its norm).'),
         ]
         if self.corruption:
             notes.append('Per corruption: comparison/comparison.md.')
@@ -497,24 +533,66 @@ class Demo:
         return rows, text
 
     def run(self) -> str:
-        """Run every stage not yet done; return the summary table."""
+        """Run every stage not yet done; return the summary table.
+
+        Up to ``jobs`` stages whose dependencies are done run at once. After
+        a failure no new stage starts; those running are let finish, so
+        their outputs are kept, then the first error is raised.
+        """
         start = time.time()
         self._check_settings()
         stages = self.stages()
         total = len(stages) + 1
-        for i, stage in enumerate(stages, 1):
-            prefix = f'[{i}/{total}] {stage.name}'
+        number = {st.name: i for i, st in enumerate(stages, 1)}
+        done: set[str] = set()
+        pending = []
+        for stage in stages:
             if all(osp.exists(p) for p in stage.outputs):
-                print(f'{prefix}: done before, skipped', flush=True)
+                print(f'[{number[stage.name]}/{total}] {stage.name}: done '
+                      'before, skipped', flush=True)
                 self.timings[stage.name] = 'skipped'
-                continue
-            print(f'{prefix}: running (log: {_show(self._log(stage.name))})',
-                  flush=True)
+                done.add(stage.name)
+            else:
+                pending.append(stage)
+
+        def work(stage: Stage) -> float:
             t0 = time.time()
             stage.run(self._log(stage.name))
-            self.timings[stage.name] = round(time.time() - t0, 1)
-            print(f'{prefix}: done in {_fmt_time(time.time() - t0)} '
-                  f'(total {_fmt_time(time.time() - start)})', flush=True)
+            return time.time() - t0
+
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            running = {}
+            while pending or running:
+                while not errors and len(running) < self.jobs:
+                    ready = [
+                        st for st in pending if set(st.deps) <= done
+                    ]
+                    if not ready:
+                        break
+                    stage = ready[0]
+                    pending.remove(stage)
+                    print(f'[{number[stage.name]}/{total}] {stage.name}: '
+                          f'running (log: {_show(self._log(stage.name))})',
+                          flush=True)
+                    running[pool.submit(work, stage)] = stage
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    stage = running.pop(future)
+                    try:
+                        seconds = future.result()
+                    except BaseException as err:  # noqa: BLE001
+                        errors.append(err)
+                        continue
+                    done.add(stage.name)
+                    self.timings[stage.name] = round(seconds, 1)
+                    print(f'[{number[stage.name]}/{total}] {stage.name}: '
+                          f'done in {_fmt_time(seconds)} (total '
+                          f'{_fmt_time(time.time() - start)})', flush=True)
+        if errors:
+            raise errors[0]
         print(f'[{total}/{total}] summary', flush=True)
         _, text = self.summarize()
         print(f'\nDemo finished in {_fmt_time(time.time() - start)}; '
@@ -536,6 +614,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='tiny data and a few iterations: checks that every stage runs '
         '(about a minute); the numbers mean nothing')
     parser.add_argument(
+        '--jobs', type=int, default=2,
+        help='stages run at once when their inputs are ready; each gets '
+        'CPU cores / JOBS threads (default: %(default)s)')
+    parser.add_argument(
         '--no-corruption', action='store_true',
         help='skip the corruption benchmark (clean mIoU and deviation only)')
     return parser.parse_args(argv)
@@ -543,9 +625,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    demo = Demo(args.work_dir, QUICK if args.quick else FULL,
-                corruption=not args.no_corruption)
     try:
+        demo = Demo(args.work_dir, QUICK if args.quick else FULL,
+                    corruption=not args.no_corruption, jobs=args.jobs)
         demo.run()
     except DemoError as err:
         print(f'error: {err}', file=sys.stderr)

@@ -84,11 +84,17 @@ def main(argv=None) -> int:
     # Everything that can be wrong with the arguments fails here, before a
     # model is built or a work dir written.
     from mmspd.evaluation import (
+        OUTPUT_FILES,
         evaluate_robustness,
         fingerprint_test_setup,
+        load_for_resume,
         plan_conditions,
     )
-    from mmspd.utils.launch import check_checkpoint, setup_runtime
+    from mmspd.utils.launch import (
+        check_checkpoint,
+        check_data_paths,
+        setup_runtime,
+    )
     try:
         conditions = plan_conditions(args.corruptions, args.severities)
         if not osp.isfile(args.config):
@@ -110,29 +116,35 @@ def main(argv=None) -> int:
             osp.splitext(osp.basename(args.config))[0], 'robustness')
     cfg.load_from = args.checkpoint
     cfg.resume = False
-    for key in ('test_dataloader', 'test_cfg', 'test_evaluator'):
-        if not cfg.get(key):
-            print(f'error: the config has no {key}; tools/test_corruption.py'
-                  ' evaluates the test set', file=sys.stderr)
-            return 2
-    corruptions = list(dict.fromkeys(c for c, _ in conditions[1:]))
     meta = {
         'config': osp.abspath(args.config),
         'checkpoint': osp.abspath(args.checkpoint),
         'test_setup': fingerprint_test_setup(cfg),
-        'corruptions': corruptions,
-        'severities': sorted({s for _, s in conditions[1:]})}
-    # Checked before the Runner exists: a work dir of another run must not
-    # get this run's logs either.
-    from mmspd.evaluation import load_for_resume
-    from mmspd.evaluation.report import OUTPUT_FILES
+        'corruptions': list(dict.fromkeys(c for c, _ in conditions[1:])),
+        'severities': sorted({s for _, s in conditions[1:]}),
+    }
     try:
-        load_for_resume(
+        for key in ('test_dataloader', 'test_cfg', 'test_evaluator'):
+            if not cfg.get(key):
+                raise ValueError(f'The config has no {key}; '
+                                 'tools/test_corruption.py evaluates the '
+                                 'test set')
+        check_data_paths(cfg, splits=('test', ))
+        # A work dir holding another run's results must not get this run's
+        # logs either, so this is checked before the Runner exists.
+        earlier = load_for_resume(
             osp.join(cfg.work_dir, OUTPUT_FILES['json']),
             dict(meta, seed=args.seed, key='name'))
-    except ValueError as error:
+    except (OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    if all(earlier.has(*condition) for condition in conditions):
+        # Nothing to evaluate: refresh the reports without building a model.
+        if int(os.environ.get('RANK', '0')) == 0:
+            earlier.save(cfg.work_dir)
+        print(f'All {len(conditions)} conditions are already in '
+              f'{cfg.work_dir}; reports rewritten.')
+        return 0
 
     setup_runtime(cfg, args.launcher)
 

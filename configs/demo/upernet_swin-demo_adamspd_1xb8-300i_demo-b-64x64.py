@@ -24,3 +24,6 @@ optim_wrapper = dict(
             'relative_position_bias_table': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.)
         }))
+
+# Selection rate, mean r and deviation from the anchors in the training log.
+custom_hooks = [dict(type='SPDStatsHook', interval=50)]

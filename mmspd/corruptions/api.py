@@ -41,6 +41,7 @@ _FAST = {
     'defocus_blur': fast.defocus_blur,
     'fog': fast.fog,
     'brightness': fast.brightness,
+    'glass_blur': fast.glass_blur,
 }
 
 # imagecorruptions refuses smaller images; several corruptions (zoom blur,
@@ -53,8 +54,9 @@ _FUNCTIONS: dict[str, Callable] = {}
 def get_corruption(name: str) -> Callable:
     """The function that applies corruption ``name``.
 
-    The four default corruptions are mmspd's vectorised versions; the others
-    run imagecorruptions 1.1.2 with the fixes of
+    The four default corruptions and glass_blur are mmspd's vectorised
+    versions (:mod:`mmspd.corruptions.fast`); the others run
+    imagecorruptions 1.1.2 with the fixes of
     :mod:`mmspd.corruptions.reference`.
 
     Args:

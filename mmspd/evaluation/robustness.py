@@ -14,6 +14,7 @@ import json
 import os.path as osp
 from typing import Any, Optional, Sequence, Tuple
 
+import numpy as np
 from mmengine.dist import is_main_process
 
 from mmspd.corruptions import check_severity, image_key, resolve_corruptions
@@ -140,6 +141,10 @@ def _main_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Numeric metrics keyed without an evaluator prefix (``'x/mIoU'``)."""
     values = {}
     for name, value in metrics.items():
+        if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+            # IoUMetric's float32 percentages: keep the decimals it rounded
+            # to (12.34), not their float64 expansion (12.340000152...).
+            value = str(value)
         try:
             values[name.split('/')[-1]] = float(value)
         except (TypeError, ValueError):

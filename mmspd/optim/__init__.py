@@ -1,5 +1,11 @@
 """SPD optimizers and optimizer wrappers, registered in MMEngine."""
-from ._spd import SPDStatistics, spd_factor, spd_post, spd_pre
+from ._spd import (
+    SPDStatistics,
+    SPDWorkspace,
+    spd_factor,
+    spd_post,
+    spd_pre,
+)
 from .adam_l2sp import AdamL2SP
 from .adam_spd import AdamSPD
 from .anchors import get_anchors
@@ -16,6 +22,7 @@ __all__ = [
     'AmpSPDOptimWrapper',
     'SPDOptimWrapper',
     'SPDStatistics',
+    'SPDWorkspace',
     'get_anchors',
     'spd_factor',
     'spd_post',

@@ -132,7 +132,9 @@ class SPDStatistics:
             'selected': selected / count.clamp(min=1),
             'ratio': ratio_sum / selected.clamp(min=1),
             'deviation': deviation,
-            'rel_deviation': deviation / anchor_sq.sqrt(),
+            'rel_deviation': torch.where(
+                anchor_sq > 0, deviation / anchor_sq.sqrt().clamp(min=1e-300),
+                torch.full_like(deviation, float('nan'))),
         }
 
 
@@ -140,7 +142,6 @@ class SPDContext(NamedTuple):
     """What :func:`spd_pre` hands to :func:`spd_post` for one tensor list."""
     c: Tensor
     prev: Tensor
-    scratch: list[Tensor] | None
 
 
 # ----------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def _single_pre(params: list[Tensor], grads: list[Tensor],
         dtype = _stat_dtype(param.dtype)
         cs.append(-torch.sum(grad * diff, dtype=dtype))
         prevs.append(torch.linalg.vector_norm(diff, dtype=dtype))
-    return SPDContext(torch.stack(cs), torch.stack(prevs), None)
+    return SPDContext(torch.stack(cs), torch.stack(prevs))
 
 
 def _single_post(params: list[Tensor], anchors: list[Tensor] | None,
@@ -182,46 +183,82 @@ def _single_post(params: list[Tensor], anchors: list[Tensor] | None,
 # Multi-tensor path.
 
 
-class _Layout(NamedTuple):
+class _Batch(NamedTuple):
+    start: int
+    stop: int
     numels: list[int]
     padded: list[int]
-    chunks: Tensor
+    chunks: Tensor  # chunks per tensor, on the tensors' device
     total: int
 
 
-_layouts: dict[tuple, _Layout] = {}
+# Scratch memory is bounded: tensors are processed in batches of at most this
+# many elements (or one tensor, if larger).
+_BATCH_ELEMENTS = 1 << 23
+_plans: dict[tuple, list[_Batch]] = {}
 
 
-def _layout(tensors: list[Tensor]) -> _Layout:
+def _plan(tensors: list[Tensor]) -> list[_Batch]:
     key = (tensors[0].device, tuple(t.numel() for t in tensors))
-    layout = _layouts.get(key)
-    if layout is None:
-        if len(_layouts) > 64:  # parameter sets change rarely; stay small
-            _layouts.clear()
-        numels = list(key[1])
-        padded = [-(-n // _CHUNK) * _CHUNK for n in numels]
-        chunks = torch.tensor([p // _CHUNK for p in padded],
-                              device=tensors[0].device)
-        layout = _Layout(numels, padded, chunks, sum(padded))
-        _layouts[key] = layout
-    return layout
+    plan = _plans.get(key)
+    if plan is not None:
+        return plan
+    if len(_plans) > 64:  # parameter sets change rarely; stay small
+        _plans.clear()
+    padded = [-(-n // _CHUNK) * _CHUNK for n in key[1]]
+    plan, start, size = [], 0, 0
+    for i, length in enumerate(padded + [None]):
+        if i == len(padded) or (size and size + length > _BATCH_ELEMENTS):
+            chunks = torch.tensor([n // _CHUNK for n in padded[start:i]],
+                                  device=key[0])
+            plan.append(_Batch(start, i, list(key[1][start:i]),
+                               padded[start:i], chunks, size))
+            start, size = i, 0
+        if length is not None:
+            size += length
+    _plans[key] = plan
+    return plan
 
 
-def _scratch(tensors: list[Tensor]) -> tuple[Tensor, list[Tensor], _Layout]:
-    """One flat buffer with a view shaped like each tensor, padding zeroed."""
-    layout = _layout(tensors)
-    ref = tensors[0]
-    flat = torch.empty(layout.total, dtype=ref.dtype, device=ref.device)
-    pieces = flat.split(layout.padded)
-    views, pads = [], []
-    for piece, tensor, numel, padded in zip(pieces, tensors, layout.numels,
-                                            layout.padded):
-        views.append(piece[:numel].view(tensor.shape))
-        if padded > numel:
-            pads.append(piece[numel:])
-    if pads:
-        torch._foreach_zero_(pads)
-    return flat, views, layout
+class SPDWorkspace:
+    """Scratch memory of the multi-tensor path, reused from step to step.
+
+    One flat buffer per device and dtype, of at most about 8 M elements (or
+    the largest tensor). Reusing it spares a fresh allocation every step,
+    which on CPU costs page faults over the whole buffer. Copies of an
+    optimizer start with an empty workspace.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, Tensor] = {}
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._buffers = {}
+
+    def views(self, tensors: list[Tensor],
+              batch: _Batch) -> tuple[Tensor, list[Tensor]]:
+        """A flat buffer with a view shaped like each tensor, padding 0."""
+        ref = tensors[0]
+        key = (ref.device, ref.dtype)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < batch.total:
+            buffer = torch.empty(batch.total, dtype=ref.dtype,
+                                 device=ref.device)
+            self._buffers[key] = buffer
+        flat = buffer[:batch.total]
+        views, pads = [], []
+        for piece, tensor, numel, padded in zip(
+                flat.split(batch.padded), tensors, batch.numels,
+                batch.padded):
+            views.append(piece[:numel].view(tensor.shape))
+            if padded > numel:
+                pads.append(piece[numel:])
+        if pads:
+            torch._foreach_zero_(pads)
+        return flat, views
 
 
 def _fill_diff(out: list[Tensor], params: list[Tensor],
@@ -231,21 +268,28 @@ def _fill_diff(out: list[Tensor], params: list[Tensor],
 
 
 def _multi_pre(params: list[Tensor], grads: list[Tensor],
-               anchors: list[Tensor] | None) -> SPDContext:
+               anchors: list[Tensor] | None,
+               workspace: SPDWorkspace) -> SPDContext:
     dtype = _stat_dtype(params[0].dtype)
-    flat, views, layout = _scratch(params)
+    dots, prevs = [], []
+    for batch in _plan(params):
+        part = slice(batch.start, batch.stop)
+        flat, views = workspace.views(params[part], batch)
+        if anchors is None:
+            torch._foreach_copy_(views, params[part])
+        else:
+            _fill_diff(views, params[part], anchors[part])
+            prevs.extend(torch._foreach_norm(views, dtype=dtype))
+        torch._foreach_mul_(views, grads[part])
+        # Per-tensor dot products: sums over chunks, then over each tensor's
+        # chunks (tensors start on chunk boundaries, padding is zero).
+        chunk_sums = flat.view(-1, _CHUNK).sum(1, dtype=dtype)
+        dots.append(
+            torch.segment_reduce(chunk_sums, 'sum', lengths=batch.chunks))
     if anchors is None:
-        prev = torch._foreach_norm(params, dtype=dtype)
-        torch._foreach_copy_(views, params)
-    else:
-        _fill_diff(views, params, anchors)
-        prev = torch._foreach_norm(views, dtype=dtype)
-    torch._foreach_mul_(views, grads)
-    chunk_sums = flat.view(-1, _CHUNK).sum(1, dtype=dtype)
-    dots = torch.segment_reduce(chunk_sums, 'sum', lengths=layout.chunks)
-    # The buffer is only needed again for the differences after the step.
-    scratch = None if anchors is None else views
-    return SPDContext(-dots, torch.stack(prev), scratch)
+        prevs = torch._foreach_norm(params, dtype=dtype)
+    dots = dots[0] if len(dots) == 1 else torch.cat(dots)
+    return SPDContext(-dots, torch.stack(prevs))
 
 
 def _strengths(lam: float | Sequence[float], like: Tensor) -> float | Tensor:
@@ -268,13 +312,19 @@ _strength_tensors: dict[tuple, Tensor] = {}
 
 def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
                 lam: float | Sequence[float], ctx: SPDContext,
-                stats: SPDStatistics | None) -> None:
+                stats: SPDStatistics | None,
+                workspace: SPDWorkspace) -> None:
     dtype = _stat_dtype(params[0].dtype)
     if anchors is None:
-        cur = torch.stack(torch._foreach_norm(params, dtype=dtype))
+        cur = torch._foreach_norm(params, dtype=dtype)
     else:
-        _fill_diff(ctx.scratch, params, anchors)
-        cur = torch.stack(torch._foreach_norm(ctx.scratch, dtype=dtype))
+        cur = []
+        for batch in _plan(params):
+            part = slice(batch.start, batch.stop)
+            _, views = workspace.views(params[part], batch)
+            _fill_diff(views, params[part], anchors[part])
+            cur.extend(torch._foreach_norm(views, dtype=dtype))
+    cur = torch.stack(cur)
     scale, ratio, selected = spd_factor(ctx.c, ctx.prev, cur,
                                         _strengths(lam, cur))
     if anchors is None:
@@ -295,21 +345,23 @@ def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
 def spd_pre(params: list[Tensor],
             grads: list[Tensor],
             anchors: list[Tensor] | None,
-            foreach: bool = True) -> SPDContext:
+            workspace: SPDWorkspace | None = None) -> SPDContext:
     """First half of the rule: from the weights before the base update.
 
     Args:
         params (list[Tensor]): Weights before the step; one device and dtype
-            when ``foreach`` is True.
+            when ``workspace`` is given.
         grads (list[Tensor]): Their (unscaled, clipped) gradients.
         anchors (list[Tensor], optional): Anchors, or None for zero anchors.
-        foreach (bool): Use the multi-tensor path. Defaults to True.
+        workspace (SPDWorkspace, optional): Scratch memory of the
+            multi-tensor path; None selects the per-tensor path.
+            Defaults to None.
 
     Returns:
         SPDContext: Input of :func:`spd_post`.
     """
-    if foreach:
-        return _multi_pre(params, grads, anchors)
+    if workspace is not None:
+        return _multi_pre(params, grads, anchors, workspace)
     return _single_pre(params, grads, anchors)
 
 
@@ -318,7 +370,7 @@ def spd_post(params: list[Tensor],
              lam: float | Sequence[float],
              ctx: SPDContext,
              stats: SPDStatistics | None = None,
-             foreach: bool = True) -> None:
+             workspace: SPDWorkspace | None = None) -> None:
     """Second half of the rule: project the updated weights in place.
 
     Args:
@@ -329,9 +381,10 @@ def spd_post(params: list[Tensor],
         ctx (SPDContext): Output of :func:`spd_pre` for the same tensors.
         stats (SPDStatistics, optional): Where to record statistics.
             Defaults to None.
-        foreach (bool): Use the multi-tensor path. Defaults to True.
+        workspace (SPDWorkspace, optional): As for :func:`spd_pre`.
+            Defaults to None.
     """
-    if foreach:
-        _multi_post(params, anchors, lam, ctx, stats)
+    if workspace is not None:
+        _multi_post(params, anchors, lam, ctx, stats, workspace)
     else:
         _single_post(params, anchors, lam, ctx, stats)

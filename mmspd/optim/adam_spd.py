@@ -16,7 +16,7 @@ from mmengine.registry import OPTIMIZERS
 from torch import Tensor
 
 from ._adam import AnchoredAdam
-from ._spd import SPDStatistics, spd_post, spd_pre
+from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
 
 
 @OPTIMIZERS.register_module()
@@ -79,6 +79,7 @@ class AdamSPD(AnchoredAdam):
                  anchor: str = 'init',
                  foreach: bool | None = None) -> None:
         self._spd_stats = SPDStatistics()
+        self._spd_workspace = SPDWorkspace()
         super().__init__(
             params,
             lr=lr,
@@ -92,6 +93,7 @@ class AdamSPD(AnchoredAdam):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault('_spd_stats', SPDStatistics())
+        self.__dict__.setdefault('_spd_workspace', SPDWorkspace())
 
     def spd_statistics(self) -> dict[str, Tensor]:
         """Statistics of the last step; see :meth:`SPDStatistics.summary`."""
@@ -117,6 +119,7 @@ class AdamSPD(AnchoredAdam):
             grads = [grads[i] for i in spd]
             anchors = None if anchors is None else [anchors[i] for i in spd]
             strengths = [strengths[i] for i in spd]
-        ctx = spd_pre(params, grads, anchors, foreach)
+        workspace = self._spd_workspace if foreach else None
+        ctx = spd_pre(params, grads, anchors, workspace)
         self._adam(group, lists, foreach)
-        spd_post(params, anchors, strengths, ctx, self._spd_stats, foreach)
+        spd_post(params, anchors, strengths, ctx, self._spd_stats, workspace)

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._adam import ANCHOR_MODES
-from ._spd import SPDStatistics, spd_post, spd_pre
+from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
 
 #: Param group key holding the SPD strength; ``weight_decay`` is set to 0.
 SPD_LAMBDA_KEY = 'spd_weight_decay'
@@ -42,6 +42,7 @@ class _SPDMixin:
         self._spd_anchor = anchor
         self._spd_foreach = foreach is not False
         self._spd_stats = SPDStatistics()
+        self._spd_workspace = SPDWorkspace() if self._spd_foreach else None
         self._spd_ctx: list | None = None
         self._capture_lambda()
         self._register_spd_hooks()
@@ -96,14 +97,23 @@ class _SPDMixin:
         """Re-take the anchors of all ``'init'`` groups from current weights.
 
         Anchors are otherwise taken once, at the first step that updates a
-        parameter, and restored by :meth:`load_state_dict`.
+        parameter, and restored by :meth:`load_state_dict`. Parameters not
+        stepped yet take theirs at their first step, as usual.
         """
+        state = self.optimizer.state
         for group in self.optimizer.param_groups:
             if group.get('anchor', self._spd_anchor) != 'init':
                 continue
             for param in group['params']:
-                self.optimizer.state[param]['anchor'] = param.detach().clone(
-                    memory_format=torch.preserve_format)
+                if param not in state:
+                    continue
+                if any(key != 'anchor' for key in state[param]):
+                    state[param]['anchor'] = param.detach().clone(
+                        memory_format=torch.preserve_format)
+                else:
+                    # Optimizers such as Adam initialise a parameter's state
+                    # only while it is empty.
+                    state[param].pop('anchor', None)
 
     def _anchors(self, params: list[Tensor]
                  ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
@@ -159,7 +169,7 @@ class _SPDMixin:
                 grads = [p.grad for p in part_params]
                 parts.append((*part,
                               spd_pre(part_params, grads, part_anchors,
-                                      self._spd_foreach)))
+                                      self._spd_workspace)))
         self._spd_ctx = (new, parts)
 
     @torch.no_grad()
@@ -172,7 +182,7 @@ class _SPDMixin:
             optimizer.state[param]['anchor'] = anchor
         for params, anchors, lams, pre in parts:
             spd_post(params, anchors, lams, pre, self._spd_stats,
-                     self._spd_foreach)
+                     self._spd_workspace)
         self._spd_stats.finish()
 
     def _split(self, params: list[Tensor], anchors: list[Tensor] | None,

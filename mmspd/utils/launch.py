@@ -523,7 +523,8 @@ def is_spd_optim_wrapper(optim_wrapper: Any) -> bool:
             for wrapper in optim_wrapper.values())
     import mmspd.optim as spd_optim
     spd_classes = tuple(
-        getattr(spd_optim, name) for name in ('SPDOptimWrapper', 'AdamSPD')
+        getattr(spd_optim, name)
+        for name in ('SPDOptimWrapper', 'AmpSPDOptimWrapper', 'AdamSPD')
         if isinstance(getattr(spd_optim, name, None), type))
     optimizer = getattr(optim_wrapper, 'optimizer', None)
     return (isinstance(optim_wrapper, spd_classes)

@@ -55,3 +55,16 @@ def test_brightness_parity_on_every_colour():
         diff = np.abs(ours.astype(np.int16) - theirs)
         assert diff.max() <= 1
         assert (diff == 0).mean() >= 0.98
+
+
+@pytest.mark.parametrize('severity', SEVERITIES)
+def test_glass_blur_is_identical(severity):
+    # imagecorruptions moves pixels one by one in Python; small image.
+    image = photo(40, 56)
+    rng = np.random.RandomState(severity)
+    ours = corrupt(image, 'glass_blur', severity, rng)
+    theirs, state_after = reference(image, 'glass_blur', severity,
+                                    seed=severity)
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(rng.get_state()[1], state_after[1])
+    assert rng.get_state()[2] == state_after[2]

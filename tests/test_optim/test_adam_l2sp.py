@@ -41,7 +41,8 @@ def test_equals_adam_on_penalised_loss(helpers, foreach, amsgrad):
 def test_registered_and_checks_alpha():
     param = torch.nn.Parameter(torch.zeros(3))
     optimizer = OPTIMIZERS.build(
-        {'type': 'AdamL2SP', 'params': [param], 'lr': 0.1, 'weight_decay': 0.01})
+        {'type': 'AdamL2SP', 'params': [param], 'lr': 0.1,
+         'weight_decay': 0.01})
     assert isinstance(optimizer, AdamL2SP)
     with pytest.raises(ValueError, match=r'L2-SP alpha\) value: -1'):
         AdamL2SP([param], weight_decay=-1)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import mmspd.optim._adam as adam_impl
+import mmspd.optim._spd as spd_impl
 from mmspd.optim import AdamSPD, get_anchors, spd_factor
 
 
@@ -66,12 +67,19 @@ def test_authors_pre_format(helpers, foreach):
     assert 'pre' not in pre_opt.param_groups[0]
 
 
-@pytest.mark.parametrize('fused', [True, False])
-@pytest.mark.parametrize('amsgrad', [False, True])
+@pytest.mark.parametrize('fused, amsgrad, batch', [
+    (True, False, None),
+    (True, True, None),
+    (False, False, None),
+    (False, True, 600),
+])
 def test_multi_tensor_equals_per_tensor(helpers, monkeypatch, fused,
-                                        amsgrad):
+                                        amsgrad, batch):
     if not fused:  # the non-CPU path: Adam from torch._foreach_* ops
         monkeypatch.setattr(adam_impl, '_FUSED_DEVICES', ())
+    if batch:  # scratch memory smaller than the model: several batches
+        monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', batch)
+        monkeypatch.setattr(spd_impl, '_plans', {})
     net, loop_net = helpers.make_net(), helpers.make_net()
     optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, amsgrad=amsgrad)
     loop = AdamSPD(helpers.split_groups(loop_net), lr=0.02, amsgrad=amsgrad,

@@ -55,8 +55,8 @@ def build_from_config(net, **wrapper_cfg):
 def test_build_from_config_with_paramwise_cfg(helpers):
     net, spd_net = helpers.make_net(), helpers.make_net()
     wrapper = build_from_config(net)
-    strengths = {id(p): g[SPD_LAMBDA_KEY] for g in wrapper.optimizer.param_groups
-                 for p in g['params']}
+    strengths = {id(p): g[SPD_LAMBDA_KEY]
+                 for g in wrapper.optimizer.param_groups for p in g['params']}
     assert strengths[id(net.norm.weight)] == 0.0
     assert strengths[id(net.fc1.weight)] == 1.0
     assert strengths[id(net.conv.weight)] == 0.5
@@ -213,3 +213,18 @@ def test_rejects_bad_settings(helpers):
     SPDOptimWrapper(optimizer)
     with pytest.raises(ValueError, match='already wrapped'):
         SPDOptimWrapper(optimizer)
+
+
+def test_reset_anchors(helpers):
+    net = helpers.make_net()
+    wrapper = SPDOptimWrapper(
+        torch.optim.AdamW(net.parameters(), lr=0.02, weight_decay=0.5))
+    wrapper.reset_anchors()  # before any step: nothing to re-take yet
+    data = helpers.batches(6)
+    helpers.train(net, wrapper, data[:3], step=wrapper.update_params)
+    wrapper.reset_anchors()
+    anchors = get_anchors(wrapper)
+    assert anchors
+    for param, anchor in anchors.items():
+        assert torch.equal(param, anchor)
+    helpers.train(net, wrapper, data[3:], step=wrapper.update_params)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from .conftest import REPO_ROOT, TEST_DIR, load_tool
@@ -95,6 +96,7 @@ def test_results_and_summary(run):
     for row in [clean, *final['conditions']]:
         for metric in ('mIoU', 'aAcc', 'mAcc'):
             assert 0 <= row[metric] <= 100
+    assert clean['mIoU'] > 0 and clean['aAcc'] > 0
     # The corruptions reach the model.
     assert any(row['aAcc'] != clean['aAcc'] for row in final['conditions'])
     means = {}
@@ -106,9 +108,8 @@ def test_results_and_summary(run):
             pytest.approx(means[name])
     mpc = (means['gaussian_noise'] + means['fog']) / 2
     assert final['summary']['mPC']['mIoU'] == pytest.approx(mpc)
-    if clean['mIoU'] > 0:
-        assert final['summary']['rPC']['mIoU'] == pytest.approx(
-            100 * mpc / clean['mIoU'])
+    assert final['summary']['rPC']['mIoU'] == pytest.approx(
+        100 * mpc / clean['mIoU'])
     assert final['meta']['seed'] == 3
     markdown = read_text(run['work'], 'robustness.md')
     assert f'| fog | {final["conditions"][2]["mIoU"]:.2f} |' in markdown
@@ -125,7 +126,10 @@ def test_clean_miou_equals_tools_test(run, tiny):
     ])
     clean = run['final']['clean']
     for metric in ('mIoU', 'aAcc', 'mAcc'):
-        assert metrics[metric] == clean[metric]
+        # IoUMetric reports float32 percentages rounded to 2 decimals.
+        assert np.float32(clean[metric]) == metrics[metric]
+        assert f'{clean[metric]:.2f}' == f'{metrics[metric]:.2f}'
+        assert clean[metric] == round(clean[metric], 2)
 
 
 def test_robustness_table(run, tiny, capsys):
@@ -174,6 +178,18 @@ def test_bad_arguments_fail_before_any_work(tiny, tmp_path, capsys,
         args[index] = value
     assert tool.main(args + options(tiny, str(tmp_path / 'r'))) == 2
     assert message in capsys.readouterr().err
+    assert not osp.exists(work)
+
+
+def test_missing_test_data_fails_before_any_work(tiny, tmp_path, capsys):
+    tool = load_tool('test_corruption')
+    work = str(tmp_path / 'work')
+    missing = str(tmp_path / 'no_data')
+    args = [tiny['config'], tiny['checkpoint'], *CONDITIONS, '--work-dir',
+            work, '--cfg-options',
+            f'test_dataloader.dataset.data_root={missing}']
+    assert tool.main(args) == 2
+    assert f"data_root {missing!r} does not exist" in capsys.readouterr().err
     assert not osp.exists(work)
 
 

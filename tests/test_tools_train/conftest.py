@@ -95,6 +95,7 @@ def train_cmd(work_dir: str, data_root: str, *extra: str,
 class Tools:
     """The helpers above, handed to tests by the ``tools`` fixture."""
     repo_root = REPO_ROOT
+    test_dir = TEST_DIR
     tiny_config = TINY_CONFIG
     load_tool = staticmethod(load_tool)
     run_tool = staticmethod(run_tool)

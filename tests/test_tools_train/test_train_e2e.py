@@ -7,6 +7,8 @@ optimizer state when training ends.
 """
 from __future__ import annotations
 
+import glob
+import json
 import os.path as osp
 
 import pytest
@@ -46,8 +48,8 @@ def straight_run(mmcv_ops, tools, demo_root, tmp_path_factory) -> str:
     return work_dir
 
 
-def test_dist_train_two_cpu_processes_keep_ranks_identical(
-        mmcv_ops, tools, demo_root, tmp_path):
+def test_dist_train_and_test_on_two_cpu_processes(
+        mmcv_ops, tools, demo_root, tmp_path, monkeypatch):
     work_dir = str(tmp_path / 'dist')
     # SyncBN in the head must become BN for CPU processes.
     tools.run_tool(
@@ -65,9 +67,30 @@ def test_dist_train_two_cpu_processes_keep_ranks_identical(
     assert any(not torch.equal(rank0['params'][name], anchor)
                for name, anchor in rank0['anchors'].items())
     # The checkpoint rank 0 wrote holds the weights every rank ended with.
-    checkpoint = load(osp.join(work_dir, 'iter_3.pth'))
+    checkpoint_path = osp.join(work_dir, 'iter_3.pth')
+    checkpoint = load(checkpoint_path)
     for name, param in rank0['params'].items():
         assert torch.equal(checkpoint['state_dict'][name], param), name
+
+    # Evaluated by two processes, it scores as in one.
+    test_dir = str(tmp_path / 'dist_test')
+    tools.run_tool([
+        'bash', 'tools/dist_test.sh', tools.tiny_config, checkpoint_path, '2',
+        '--work-dir', test_dir, '--cfg-options',
+        f'test_dataloader.dataset.data_root={demo_root}'
+    ])
+    (metrics_file, ) = glob.glob(osp.join(test_dir, '*', '*.json'))
+    with open(metrics_file) as f:
+        two_ranks = json.load(f)
+    # The tiny config imports the test hook's module.
+    monkeypatch.syspath_prepend(tools.test_dir)
+    one_rank = tools.load_tool('test').main([
+        tools.tiny_config, checkpoint_path, '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={demo_root}'
+    ])
+    for key in ('aAcc', 'mIoU', 'mAcc'):
+        assert two_ranks[key] == pytest.approx(one_rank[key]), key
 
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(

@@ -15,7 +15,7 @@ crop_size = (480, 480)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),
     dict(
         type='RandomResize',
         scale=img_scale,
@@ -30,7 +30,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # Labels are loaded after Resize: evaluation is at the original size.
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
@@ -47,7 +47,7 @@ tta_pipeline = [
                 dict(type='RandomFlip', prob=0., direction='horizontal'),
                 dict(type='RandomFlip', prob=1., direction='horizontal'),
             ],
-            [dict(type='LoadAnnotations', reduce_zero_label=False)],
+            [dict(type='LoadAnnotations')],
             [dict(type='PackSegInputs')],
         ]),
 ]
