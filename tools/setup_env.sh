@@ -56,14 +56,7 @@ assert mmcv.__version__ == sys.argv[1], mmcv.__version__
 EOF
 }
 
-wheel_has_ops() {
-    "$py" - "$1" <<'EOF'
-import sys
-import zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
-sys.exit(0 if any(n.startswith('mmcv/_ext') for n in names) else 1)
-EOF
-}
+wheel_has_ops() { "$py" "$repo/tools/check_mmcv_wheel.py" "$1"; }
 
 if mmcv_ok; then
     log "keeping installed mmcv $mmcv_version with compiled ops"
@@ -90,8 +83,8 @@ else
         fi
         built=$(ls "$build_dir"/mmcv-*.whl)
         wheel_has_ops "$built" || die "the mmcv build produced a wheel" \
-            "without compiled ops (no mmcv/_ext in $built); check that" \
-            "torch imports in $venv and see $build_dir/build.log"
+            "without compiled ops (mmcv._ext); check that torch imports" \
+            "in $venv and see $build_dir/build.log"
         # Move into place only when complete, so an interrupted build never
         # leaves a wheel that later setups would trust.
         mv "$built" "$wheel_dir/"
@@ -99,8 +92,8 @@ else
         rm -rf "$build_dir"
         log "cached $wheel"
     fi
-    wheel_has_ops "$wheel" || die "cached wheel $wheel has no compiled ops" \
-        "(no mmcv/_ext); delete it and run the setup again"
+    wheel_has_ops "$wheel" || die "cached wheel $wheel has no compiled" \
+        "ops (mmcv._ext); delete it and run the setup again"
     pip install -q --force-reinstall --no-deps "$wheel"
 fi
 
