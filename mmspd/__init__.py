@@ -9,6 +9,6 @@ from .version import __version__
 
 allow_mmengine_checkpoints()
 
-from . import datasets, evaluation, hooks, optim  # noqa: E402,F401
+from . import datasets, evaluation, hooks, optim  # noqa: F401
 
 __all__ = ['__version__']

@@ -30,8 +30,8 @@ import torch
 _RENAMES = (
     (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
     (r'^layers\.(\d+)\.', r'stages.\1.'),
-    (r'\.attn\.(qkv|proj|relative_position_bias_table|'
-     r'relative_position_index)', r'.attn.w_msa.\1'),
+    ((r'\.attn\.(qkv|proj|relative_position_bias_table|'
+      r'relative_position_index)'), r'.attn.w_msa.\1'),
     (r'\.mlp\.fc1\.', '.ffn.layers.0.0.'),
     (r'\.mlp\.fc2\.', '.ffn.layers.1.'),
 )
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     except (FileNotFoundError, ValueError) as e:
         sys.exit(str(e))
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(dict(state_dict=state_dict), args.dst)
+    torch.save({'state_dict': state_dict}, args.dst)
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
 
 

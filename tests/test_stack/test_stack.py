@@ -65,7 +65,7 @@ def _sample(seed: int) -> dict:
 
 def test_mmcv_compiled_ops_run():
     import mmcv
-    import mmcv._ext  # noqa: F401
+    import mmcv._ext
     from mmcv.ops import nms
 
     assert mmcv.__version__ == '2.1.0'

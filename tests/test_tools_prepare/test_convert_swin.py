@@ -85,8 +85,9 @@ def test_all_backbone_weights_are_mapped():
     torch.testing.assert_close(
         backbone.stages[0].blocks[1].attn.w_msa.qkv.weight,
         official['layers.0.blocks.1.attn.qkv.weight'])
-    torch.testing.assert_close(backbone.stages[1].blocks[0].ffn.layers[1]
-                               .weight, official['layers.1.blocks.0.mlp.fc2.weight'])
+    torch.testing.assert_close(
+        backbone.stages[1].blocks[0].ffn.layers[1].weight,
+        official['layers.1.blocks.0.mlp.fc2.weight'])
 
 
 def _official_patch_merging(x, hw, weight, norm_weight, norm_bias):

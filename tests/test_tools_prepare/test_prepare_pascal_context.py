@@ -56,7 +56,7 @@ def _make_release(root, ids_train, ids_val, annotated, skip_jpeg=()):
 
 def _run(*args):
     return subprocess.run([sys.executable, TOOL, *map(str, args)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 def test_converts_labels_and_splits(tmp_path):
@@ -97,7 +97,8 @@ def test_output_loads_in_mmseg(tmp_path):
             type='PascalContextDataset59',
             data_root=str(voc),
             data_prefix=dict(
-                img_path='JPEGImages', seg_map_path='SegmentationClassContext'),
+                img_path='JPEGImages',
+                seg_map_path='SegmentationClassContext'),
             ann_file='ImageSets/SegmentationContext/train.txt',
             pipeline=[
                 dict(type='LoadImageFromFile'),
