@@ -25,12 +25,15 @@ import copy
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
 DEFAULT_CONFIG = (REPO / 'configs' / 'swin' /
                   'upernet_swin-t_adamw_8xb2-80k_pascal-context-59-480x480.py')
 LR, LAM = 6e-5, 0.5
@@ -188,6 +191,16 @@ def count_ops(build, model, keep):
     return counter.ops, counter.views
 
 
+def synthetic_model(num_tensors, total=1 << 20):
+    """``num_tensors`` parameters of ``total`` elements in all, with grads."""
+    module = torch.nn.Module()
+    module.weights = torch.nn.ParameterList(
+        torch.nn.Parameter(torch.randn(total // num_tensors) * 0.02)
+        for _ in range(num_tensors))
+    fill_grads(module)
+    return module
+
+
 def time_steps(optimizers, model, steps, warmup):
     """Median and minimum step time of each optimizer, and state bytes per
     parameter byte. Steps are interleaved (one step of each optimizer in
@@ -212,6 +225,7 @@ def time_steps(optimizers, model, steps, warmup):
 
 def main(argv=None):
     args = parse_args(argv)
+    warnings.filterwarnings('ignore', category=UserWarning, module='mmseg')
     from mmengine.logging import MMLogger
     # The optimizer constructor logs every parameter's settings.
     MMLogger.get_current_instance().setLevel('WARNING')
@@ -246,6 +260,19 @@ def main(argv=None):
     print('\nops/step: operators dispatched in one steady-state step over '
           'all tensors\nand over the first quarter of them; views (no '
           'kernel) in brackets.')
+
+    # Same number of elements, different numbers of tensors, one group.
+    counts = (64, 1024)
+    plain = make_optimizers(None)
+    print(f'\n{"ops/step, 1 M elements in":<32}' +
+          ''.join(f'{f"{n} tensors":>14}' for n in counts))
+    for name, build in plain.items():
+        cells = []
+        for num in counts:
+            model = synthetic_model(num)
+            ops, _ = count_ops(build, model, num)
+            cells.append(f'{ops:>14d}')
+        print(f'{name:<32}' + ''.join(cells))
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@
 # GPUS is the number of processes on this node; without CUDA they run on the
 # CPU with the gloo backend. NNODES, NODE_RANK, MASTER_ADDR and PORT are read
 # from the environment, as in tools/dist_train.sh.
+# PYTHON selects the interpreter (default: python on PATH).
 set -e
 
 if [ "$#" -lt 3 ]; then

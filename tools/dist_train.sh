@@ -6,6 +6,7 @@
 # MASTER_ADDR and PORT from the environment, e.g. on each of two nodes:
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh ...
 #   NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh ...
+# PYTHON selects the interpreter (default: python on PATH).
 set -e
 
 if [ "$#" -lt 2 ]; then

@@ -4,6 +4,7 @@
 #       CONFIG [train.py arguments...]
 # GPUS (default 4) tasks in all, GPUS_PER_NODE (default 4) per node,
 # CPUS_PER_TASK (default 5) cores each; SRUN_ARGS passes extra srun options.
+# PYTHON selects the interpreter (default: python on PATH).
 set -x
 
 if [ "$#" -lt 3 ]; then

@@ -43,7 +43,7 @@ class _SPDMixin:
         self._spd_foreach = foreach is not False
         self._spd_stats = SPDStatistics()
         self._spd_workspace = SPDWorkspace() if self._spd_foreach else None
-        self._spd_ctx: list | None = None
+        self._spd_ctx: tuple | None = None
         self._capture_lambda()
         self._register_spd_hooks()
 

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmspd.optim._adam as adam_impl
 import mmspd.optim._spd as spd_impl
@@ -262,3 +263,48 @@ def test_rejects_bad_group_values_and_anchors():
     param.grad = torch.ones_like(param)
     with pytest.raises(ValueError, match=r'\(6,\) does not match'):
         optimizer.step()
+
+
+class _OpCounter(TorchDispatchMode):
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._schema.is_mutable or not func.is_view:  # views: no kernel
+            self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_ops_per_step_do_not_grow_with_tensor_count():
+    counts = []
+    for num_tensors in (8, 64):
+        params = [torch.nn.Parameter(torch.randn(4000 // num_tensors))
+                  for _ in range(num_tensors)]
+        for param in params:
+            param.grad = torch.randn_like(param)
+        optimizer = AdamSPD(
+            [{'params': params[::2], 'weight_decay': 0.5},
+             {'params': params[1::2], 'weight_decay': 0.1}], lr=0.01)
+        optimizer.step()
+        counter = _OpCounter()
+        with counter:
+            optimizer.step()
+        counts.append(counter.ops)
+    assert counts[0] == counts[1]
+
+
+def test_bfloat16_parameters(helpers):
+    net = helpers.make_net(torch.float32)
+    low = helpers.make_net(torch.float32).to(torch.bfloat16)
+    data = helpers.batches(5, torch.float32)
+    optimizer = AdamSPD(helpers.split_groups(net), lr=0.01)
+    low_optimizer = AdamSPD(helpers.split_groups(low), lr=0.01)
+    helpers.train(net, optimizer, data)
+    helpers.train(low, low_optimizer, [(x.bfloat16(), y.bfloat16())
+                                       for x, y in data])
+    for a, b in zip(net.parameters(), low.parameters()):
+        assert b.dtype == torch.bfloat16
+        torch.testing.assert_close(b.float(), a, rtol=0.05, atol=0.02)
+    assert low_optimizer.spd_statistics()['selected'].dtype == torch.float64

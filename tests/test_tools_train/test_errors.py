@@ -76,14 +76,16 @@ def test_missing_split_file_is_named(tools, tmp_path):
 
 def test_missing_pretrained_checkpoint_names_config_key(
         tools, demo_root, tmp_path):
+    missing = str(tmp_path / 'pretrain' / 'swin_tiny.pth')
     train = tools.load_tool('train')
     with pytest.raises(FileNotFoundError) as info:
         train.main([
             ADAMSPD, '--work-dir',
-            str(tmp_path / 'work'), '--cfg-options', *data_options(demo_root)
+            str(tmp_path / 'work'), '--cfg-options', *data_options(demo_root),
+            f'model.backbone.init_cfg.checkpoint={missing}'
         ])
     message = str(info.value)
-    assert 'pretrain/swin_tiny_patch4_window7_224_mmseg.pth' in message
+    assert missing in message
     assert 'model.backbone.init_cfg.checkpoint' in message
     assert not (tmp_path / 'work').exists()
 
