@@ -17,8 +17,10 @@ from torch.optim import Optimizer
 
 ANCHOR_MODES = ('init', 'zero')
 
-# Devices whose fused Adam kernel accepts the CPU step counters used here.
-_FUSED_DEVICES = ('cpu', )
+# Devices whose fused Adam kernel accepts the CPU step counters used here
+# (PyTorch has a CPU kernel since 2.4).
+_FUSED_DEVICES = ('cpu', ) if tuple(
+    int(v) for v in torch.__version__.split('.')[:2]) >= (2, 4) else ()
 
 
 def adam_single_tensor(params: list[Tensor], grads: list[Tensor],

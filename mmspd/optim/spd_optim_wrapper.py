@@ -19,7 +19,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._adam import ANCHOR_MODES
+from ._adam import ANCHOR_MODES, AnchoredAdam
 from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
 
 #: Param group key holding the SPD strength; ``weight_decay`` is set to 0.
@@ -38,6 +38,11 @@ class _SPDMixin:
     optimizer: Optimizer
 
     def _spd_setup(self, anchor: str, foreach: bool | None) -> None:
+        if isinstance(self.optimizer, AnchoredAdam):
+            raise TypeError(
+                f'{type(self.optimizer).__name__} already ties parameters to '
+                'anchors; wrap it in OptimWrapper, or wrap Adam/AdamW/SGD '
+                'in an SPD optimizer wrapper')
         _check_anchor_mode(anchor)
         self._spd_anchor = anchor
         self._spd_foreach = foreach is not False

@@ -1,6 +1,5 @@
 from .compat import (
     allow_mmengine_checkpoints,
-    ensure_pkg_resources,
     import_imagecorruptions,
 )
 from .launch import (
@@ -32,7 +31,6 @@ __all__ = [
     'check_spd_optim_wrapper',
     'config_requests_spd',
     'enable_amp',
-    'ensure_pkg_resources',
     'import_imagecorruptions',
     'init_cpu_process_group',
     'is_spd_optim_wrapper',

@@ -38,18 +38,7 @@ def allow_mmengine_checkpoints() -> None:
         add_safe_globals(_mmengine_checkpoint_globals())
 
 
-def ensure_pkg_resources() -> None:
-    """Provide ``pkg_resources.resource_filename`` when setuptools lacks it.
-
-    imagecorruptions 1.1.2 imports ``pkg_resources`` only to locate its frost
-    images; setuptools >= 81 no longer ships that module.
-    """
-    try:
-        importlib.import_module('pkg_resources')
-        return
-    except ImportError:
-        pass
-
+def _pkg_resources_shim() -> types.ModuleType:
     def resource_filename(module: str, name: str) -> str:
         # pkg_resources resolves names beside the module's file, packages or
         # not; importlib.resources.files only takes packages on Python 3.11.
@@ -58,10 +47,33 @@ def ensure_pkg_resources() -> None:
 
     shim = types.ModuleType('pkg_resources')
     shim.resource_filename = resource_filename
-    sys.modules['pkg_resources'] = shim
+    return shim
 
 
-def import_imagecorruptions():
-    """Import imagecorruptions whatever the installed setuptools."""
-    ensure_pkg_resources()
-    return importlib.import_module('imagecorruptions')
+def import_imagecorruptions() -> types.ModuleType:
+    """Import imagecorruptions whatever the installed setuptools.
+
+    imagecorruptions 1.1.2 imports ``pkg_resources`` only for
+    ``resource_filename`` (to find its frost images); setuptools >= 81 no
+    longer ships that module. When it is missing, a stand-in providing that
+    one function is visible only while imagecorruptions is imported, so no
+    other code mistakes it for the real module.
+    """
+    if 'imagecorruptions' in sys.modules:
+        return sys.modules['imagecorruptions']
+    try:
+        importlib.import_module('pkg_resources')
+    except ImportError:
+        pass
+    else:
+        return importlib.import_module('imagecorruptions')
+    missing = object()
+    previous = sys.modules.get('pkg_resources', missing)
+    sys.modules['pkg_resources'] = _pkg_resources_shim()
+    try:
+        return importlib.import_module('imagecorruptions')
+    finally:
+        if previous is missing:
+            del sys.modules['pkg_resources']
+        else:
+            sys.modules['pkg_resources'] = previous

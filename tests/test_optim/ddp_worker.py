@@ -1,6 +1,6 @@
 """Train a small DDP model on 2 gloo processes; report cross-rank spread.
 
-Usage: python ddp_worker.py OUT_JSON PORT
+Usage: python ddp_worker.py OUT_JSON STORE_FILE
 """
 import json
 import sys
@@ -21,10 +21,11 @@ def spread(tensor, world_size):
     return max(float((g - gathered[0]).abs().max()) for g in gathered)
 
 
-def run(rank, world_size, out, port):
+def run(rank, world_size, out, store):
     from mmspd.optim import AdamSPD, SPDOptimWrapper, get_anchors
     torch.set_num_threads(1)
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+    # A file store: no TCP port that a concurrent job could take.
+    dist.init_process_group('gloo', init_method=f'file://{store}',
                             rank=rank, world_size=world_size)
     results = {}
     for name in ('wrapper', 'adam_spd'):
@@ -68,4 +69,4 @@ def run(rank, world_size, out, port):
 
 
 if __name__ == '__main__':
-    mp.spawn(run, args=(2, sys.argv[1], int(sys.argv[2])), nprocs=2)
+    mp.spawn(run, args=(2, sys.argv[1], sys.argv[2]), nprocs=2)

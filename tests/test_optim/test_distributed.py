@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,19 +8,14 @@ WORKER = Path(__file__).with_name('ddp_worker.py')
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def test_two_gloo_processes_keep_identical_weights_and_anchors(tmp_path):
     out = tmp_path / 'result.json'
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         filter(None, [str(REPO), env.get('PYTHONPATH')]))
-    subprocess.run([sys.executable, str(WORKER), str(out), str(free_port())],
-                   check=True, timeout=300, env=env)
+    subprocess.run(
+        [sys.executable, str(WORKER), str(out), str(tmp_path / 'store')],
+        check=True, timeout=180, env=env)
     results = json.loads(out.read_text())
     for name in ('wrapper', 'adam_spd'):
         result = results[name]

@@ -213,6 +213,8 @@ def test_rejects_bad_settings(helpers):
     SPDOptimWrapper(optimizer)
     with pytest.raises(ValueError, match='already wrapped'):
         SPDOptimWrapper(optimizer)
+    with pytest.raises(TypeError, match='AdamSPD already ties'):
+        SPDOptimWrapper(AdamSPD(net.parameters(), weight_decay=0.5))
 
 
 def test_reset_anchors(helpers):

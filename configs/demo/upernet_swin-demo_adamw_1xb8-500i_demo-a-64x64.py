@@ -3,11 +3,13 @@
 # this tiny backbone). The result plays the role of the "pre-trained model"
 # that the domain-B configs fine-tune.
 #
-# Hyper-parameters (our choice, for a from-scratch CPU run of a few
+# Hyper-parameters (our choice, for a from-scratch CPU run of a couple of
 # minutes): AdamW, lr 1e-3 (higher than mmseg's Swin-T fine-tuning 6e-5
 # because nothing is pre-trained), weight decay 0.01 and the parameter-wise
 # exclusions of mmseg's Swin-T recipe, 50-iteration linear warm-up then
 # linear (poly, power 1) decay to 0, as in mmseg's Swin-T schedule.
+# 500 iterations of batch 8 on 128 images: the domain-A val mIoU is close to
+# what twice as many iterations give, in half the time.
 _base_ = [
     './_base_/upernet_swin-demo.py', './_base_/demo_pascal_context_59.py',
     './_base_/demo_runtime.py'
@@ -28,7 +30,7 @@ optim_wrapper = dict(
             'norm': dict(decay_mult=0.)
         }))
 
-max_iters = 1000
+max_iters = 500
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
          end=50),
