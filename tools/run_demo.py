@@ -4,10 +4,11 @@ One command runs the whole story on synthetic data (no downloads)::
 
     python tools/run_demo.py [--work-dir work_dirs/demo] [--quick]
 
-Stages, each run as its own process through the project's tools, each
-writing under the work dir:
+Stages, each writing under the work dir; all but ``data`` and ``summary``
+run the project's tools as separate processes:
 
-1. ``data``: synthetic domains A and B (``tools/generate_demo_data.py``).
+1. ``data``: synthetic domains A and B
+   (:func:`mmspd.datasets.generate_demo_dataset`).
 2. ``pretrain_A``: the tiny Swin-UperNet trained on domain A.
 3. ``finetune_adamw`` / ``finetune_adamspd``: fine-tuned on domain B from
    the domain-A checkpoint (``load_from``), once per optimizer.
@@ -20,8 +21,9 @@ writing under the work dir:
    from the pre-trained weights), printed and written to ``summary.md`` and
    ``summary.json``.
 
-A stage whose output exists is skipped, so an interrupted demo resumes
-where it stopped. Each stage's console output goes to ``logs/<stage>.log``.
+A stage that finished (``logs/<stage>.done``) and whose outputs still exist
+is skipped, so an interrupted demo resumes where it stopped. Each stage's
+console output goes to ``logs/<stage>.log``.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 PRETRAIN_CONFIG = osp.join(
-    CONFIG_DIR, 'upernet_swin-demo_adamw_1xb8-500i_demo-a-64x64.py')
+    CONFIG_DIR, 'upernet_swin-demo_adamw_1xb8-1000i_demo-a-64x64.py')
 FINETUNE_CONFIGS = {
     'AdamW':
     osp.join(CONFIG_DIR, 'upernet_swin-demo_adamw_1xb8-300i_demo-b-64x64.py'),
@@ -55,7 +57,7 @@ FINETUNE_CONFIGS = {
              'upernet_swin-demo_adamspd_1xb8-300i_demo-b-64x64.py'),
 }
 
-# Full demo: sized to finish within about ten minutes on a 2-core CPU.
+# Full demo: about 4.5 minutes on an otherwise idle 2-core CPU.
 FULL = {
     'num_train_a': 128,
     'num_train_b': 32,
@@ -92,7 +94,8 @@ class Stage:
 
     Args:
         name (str): Stage name, also its log file's name.
-        outputs (list[str]): Files whose existence means the stage is done.
+        outputs (list[str]): Files the stage produces. It counts as done
+            when they exist and it was marked finished.
         run (Callable[[str], None]): Does the work; gets the log path.
         deps (tuple[str, ...]): Stages that must finish first.
     """
@@ -300,7 +303,8 @@ def format_table(rows: list[dict]) -> str:
             row['name'],
             _num(row.get('mIoU')),
             _num(row.get('mPC')),
-            _num(row.get('rPC'), 1) + ('%' if row.get('rPC') else ''),
+            _num(row.get('rPC'), 1) + ('%' if row.get('rPC') is not None
+                                       else ''),
             _num(row.get('dev_abs'), 3),
             _pct(row.get('dev_rel'), 2),
         ]
@@ -337,7 +341,8 @@ class Demo:
         self.log_dir = osp.join(self.work_dir, 'logs')
         self.pretrained = osp.join(self.work_dir, 'pretrain_A',
                                    'pretrained_A.pth')
-        self.timings: dict[str, float | str] = {}
+        self.timings: dict[str, float | None] = {}
+        self.skipped: list[str] = []
 
     def path(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
@@ -436,6 +441,11 @@ class Demo:
 
     def _tool(self, stage: str, args: list[str]) -> None:
         _run_tool(stage, args, self._log(stage), self.threads)
+
+    def _marker(self, stage: str) -> str:
+        # Written after a stage succeeds: some tools write their outputs
+        # step by step, so an output file alone does not mean done.
+        return osp.join(self.log_dir, f'{stage}.done')
 
     def _log(self, stage: str) -> str:
         return osp.join(self.log_dir, f'{stage}.log')
@@ -540,6 +550,7 @@ class Demo:
             'rows': rows,
             'settings': self.settings,
             'stage_seconds': self.timings,
+            'stages_skipped_this_run': self.skipped,
         })
         return rows, text
 
@@ -558,10 +569,13 @@ class Demo:
         done: set[str] = set()
         pending = []
         for stage in stages:
-            if all(osp.exists(p) for p in stage.outputs):
+            if osp.exists(self._marker(stage.name)) and all(
+                    osp.exists(p) for p in stage.outputs):
                 print(f'[{number[stage.name]}/{total}] {stage.name}: done '
                       'before, skipped', flush=True)
-                self.timings[stage.name] = 'skipped'
+                self.skipped.append(stage.name)
+                self.timings[stage.name] = _read_json(
+                    self._marker(stage.name)).get('seconds')
                 done.add(stage.name)
             else:
                 pending.append(stage)
@@ -599,6 +613,8 @@ class Demo:
                         continue
                     done.add(stage.name)
                     self.timings[stage.name] = round(seconds, 1)
+                    _write_json(self._marker(stage.name),
+                                {'seconds': round(seconds, 1)})
                     print(f'[{number[stage.name]}/{total}] {stage.name}: '
                           f'done in {_fmt_time(seconds)} (total '
                           f'{_fmt_time(time.time() - start)})', flush=True)

@@ -82,6 +82,14 @@ def test_failed_stage_is_named_and_earlier_outputs_kept(tmp_path,
     out = capsys.readouterr().out
     assert '[1/11] data: done before, skipped' in out
 
+    # A stage not marked finished (interrupted) runs again even though some
+    # of its outputs exist.
+    (work / 'logs' / 'data.done').unlink()
+    assert run_demo.main(['--quick', '--work-dir', str(work)]) == 1
+    out = capsys.readouterr().out
+    assert '[1/11] data: running' in out
+    assert (work / 'logs' / 'data.done').is_file()
+
 
 def test_work_dir_of_another_mode_is_refused(tmp_path, capsys):
     run_demo = _load_run_demo()

@@ -8,8 +8,8 @@
 # because nothing is pre-trained), weight decay 0.01 and the parameter-wise
 # exclusions of mmseg's Swin-T recipe, 50-iteration linear warm-up then
 # linear (poly, power 1) decay to 0, as in mmseg's Swin-T schedule.
-# 500 iterations of batch 8 on 128 images: the domain-A val mIoU is close to
-# what twice as many iterations give, in half the time.
+# 1000 iterations of batch 8 on 128 images: about 2 minutes on 2 CPU cores;
+# 500 iterations gave 76.5 domain-A val mIoU, 1000 gave 86.0.
 _base_ = [
     './_base_/upernet_swin-demo.py', './_base_/demo_pascal_context_59.py',
     './_base_/demo_runtime.py'
@@ -30,7 +30,7 @@ optim_wrapper = dict(
             'norm': dict(decay_mult=0.)
         }))
 
-max_iters = 500
+max_iters = 1000
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
          end=50),
