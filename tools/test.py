@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -28,13 +27,15 @@ except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmspd  # noqa: F401
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmspd.utils import (
-    LAUNCHERS,
+    add_runtime_args,
     check_checkpoint,
     check_data_paths,
+    load_tool_config,
+    parse_runtime_args,
     setup_runtime,
 )
 
@@ -62,30 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=list(LAUNCHERS),
-        default='none',
-        help='job launcher')
+    add_runtime_args(parser)
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
-    # --local_rank (older); torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_runtime_args(parser, argv)
 
 
 def trigger_visualization_hook(cfg: Config,
@@ -109,16 +90,7 @@ def trigger_visualization_hook(cfg: Config,
 
 def build_cfg(args: argparse.Namespace) -> Config:
     """Load the config and apply the command line, checking what it reads."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: command line > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args)
 
     cfg.load_from = check_checkpoint(args.checkpoint, 'checkpoint')
     check_data_paths(cfg, splits=('test', ))

@@ -22,9 +22,12 @@ import sys
 # Run from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction
-
 from mmspd.corruptions import CORRUPTION_GROUPS, SEVERITIES
+from mmspd.utils import (
+    add_runtime_args,
+    load_tool_config,
+    parse_runtime_args,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,23 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--work-dir',
         help='where results and logs go (default: '
         'work_dirs/<config name>/robustness); re-using it resumes')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs as in '
-        'tools/test.py')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runtime_args(parser)
+    return parse_runtime_args(parser, argv)
 
 
 def main(argv=None) -> int:
@@ -105,15 +93,7 @@ def main(argv=None) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 2
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join(
-            './work_dirs',
-            osp.splitext(osp.basename(args.config))[0], 'robustness')
+    cfg = load_tool_config(args, 'robustness')
     cfg.load_from = args.checkpoint
     cfg.resume = False
     meta = {

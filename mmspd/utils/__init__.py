@@ -6,6 +6,7 @@ from .launch import (
     AMP_WRAPPERS,
     LAUNCHERS,
     PREPARE_HINTS,
+    add_runtime_args,
     check_checkpoint,
     check_data_paths,
     check_pretrained_checkpoints,
@@ -15,6 +16,8 @@ from .launch import (
     enable_amp,
     init_cpu_process_group,
     is_spd_optim_wrapper,
+    load_tool_config,
+    parse_runtime_args,
     replace_norm_type,
     setup_runtime,
 )
@@ -23,6 +26,7 @@ __all__ = [
     'AMP_WRAPPERS',
     'LAUNCHERS',
     'PREPARE_HINTS',
+    'add_runtime_args',
     'allow_mmengine_checkpoints',
     'check_checkpoint',
     'check_data_paths',
@@ -34,6 +38,8 @@ __all__ = [
     'import_imagecorruptions',
     'init_cpu_process_group',
     'is_spd_optim_wrapper',
+    'load_tool_config',
+    'parse_runtime_args',
     'replace_norm_type',
     'setup_runtime',
 ]

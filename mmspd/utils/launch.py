@@ -3,6 +3,9 @@
 
 They prepare a parsed MMEngine config before the ``Runner`` is built:
 
+- :func:`add_runtime_args`, :func:`parse_runtime_args` and
+  :func:`load_tool_config` give the tools the same ``--cfg-options``,
+  ``--launcher`` and work-dir handling as mmseg's.
 - :func:`setup_runtime` lets ``--launcher pytorch|slurm|mpi`` run on
   machines without CUDA (gloo process group, DDP without ``device_ids``,
   ``SyncBN`` replaced by ``BN``), and leaves GPU runs to MMEngine.
@@ -17,6 +20,7 @@ They prepare a parsed MMEngine config before the ``Runner`` is built:
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import logging
 import os
@@ -27,7 +31,7 @@ from typing import Any, Iterable
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 #: Launchers accepted by ``tools/train.py --launcher``.
@@ -45,6 +49,55 @@ PREPARE_HINTS = {
     'DIR --labels labels.txt (see its --help)'
     for name in ('PascalContextDataset', 'PascalContextDataset59')
 }
+
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=list(LAUNCHERS),
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank (older); torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runtime_args(parser: argparse.ArgumentParser,
+                       argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` and export the local rank as MMEngine expects it."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_tool_config(args: argparse.Namespace, *subdirs: str) -> Config:
+    """Load ``args.config`` with ``--cfg-options`` and the work dir applied.
+
+    The work dir is ``--work-dir``, else the config's ``work_dir``, else
+    ``./work_dirs/<config name>/<subdirs...>``.
+    """
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join(
+            './work_dirs',
+            osp.splitext(osp.basename(args.config))[0], *subdirs)
+    return cfg
+
 
 _DATALOADERS = {
     'train': 'train_dataloader',

@@ -39,7 +39,8 @@ def val_images(root: str) -> list[str]:
 
 def test_built_from_the_registry():
     transform = TRANSFORMS.build(
-        {'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2, 'seed': 3})
+        {'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2,
+         'seed': 3})
     assert isinstance(transform, ImageCorruption)
     assert 'fog' in repr(transform) and 'seed=3' in repr(transform)
 
@@ -120,7 +121,8 @@ def test_inside_an_mmseg_test_pipeline(demo_root):
     load = [{'type': 'LoadImageFromFile'}]
     tail = [{'type': 'LoadAnnotations', 'reduce_zero_label': True},
             {'type': 'PackSegInputs'}]
-    corruption = {'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 5}
+    corruption = {'type': 'ImageCorruption', 'corruption': 'fog',
+                  'severity': 5}
     clean = pipeline(load + tail)(dict(info))
     corrupted = pipeline(load + [corruption] + tail)(dict(info))
 
@@ -136,7 +138,8 @@ def test_inside_an_mmseg_test_pipeline(demo_root):
                        clean['data_samples'].gt_sem_seg.data)
 
     resized = pipeline(load + [corruption] +
-                      [{'type': 'Resize', 'scale': (40, 40), 'keep_ratio': True}]
+                      [{'type': 'Resize', 'scale': (40, 40),
+                        'keep_ratio': True}]
                       + tail)(dict(info))
     assert resized['inputs'].shape == (3, 40, 40)
 
@@ -159,7 +162,8 @@ def test_same_pixels_with_0_and_2_workers(demo_root, tmp_path):
                 'pipeline': [
                     {'type': 'LoadImageFromFile'},
                     {'type': 'ImageCorruption',
-                         'corruption': 'gaussian_noise', 'severity': 3, 'seed': 5},
+                     'corruption': 'gaussian_noise', 'severity': 3,
+                     'seed': 5},
                     {'type': 'PackSegInputs'}
                 ]})
 

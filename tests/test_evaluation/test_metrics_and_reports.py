@@ -46,7 +46,8 @@ def test_summary_without_data_is_nan_not_an_error():
     summary = summarize(None, [])
     assert math.isnan(summary['mPC']['mIoU'])
     assert math.isnan(summary['rPC']['mIoU'])
-    partial = summarize(None, [{'corruption': 'fog', 'severity': 1, 'mIoU': 5.}])
+    partial = summarize(None,
+                        [{'corruption': 'fog', 'severity': 1, 'mIoU': 5.}])
     assert partial['mPC']['mIoU'] == 5.
     assert math.isnan(partial['rPC']['mIoU'])
 

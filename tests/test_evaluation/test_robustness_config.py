@@ -56,8 +56,8 @@ def test_corruption_goes_right_after_image_loading():
     assert types == ['LoadImageFromFile', 'ImageCorruption', 'Resize',
                      'LoadAnnotations', 'PackSegInputs']
     assert cfg['dataset']['pipeline'][1] == {
-        'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2, 'seed': 7,
-        'key': 'name'}
+        'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2,
+        'seed': 7, 'key': 'name'}
     assert cfg['persistent_workers'] is False
 
 

@@ -61,7 +61,8 @@ def run(tiny) -> dict:
     final = read_json(work)
     assert tool.main(args + options(tiny, str(tmp / 'rec3.jsonl'))) == 0
     return {
-        'args': args, 'work': work, 'first': first, 'final': final, 'files': files,
+        'args': args, 'work': work, 'first': first, 'final': final,
+        'files': files,
         'records': [recorded(tmp / f'rec{i}.jsonl') for i in (1, 2, 3)]}
 
 
