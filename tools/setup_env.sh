@@ -73,10 +73,12 @@ else
         build_dir=$(mktemp -d)
         # mmcv's setup.py imports pkg_resources (setuptools < 70) and must
         # see torch, hence no build isolation. torch itself asks for a newer
-        # setuptools, which is put back right after the build.
+        # setuptools, which is put back right after the build. pip's own
+        # cache is bypassed: it may hold an mmcv built without ops.
         pip install -q 'setuptools<70' wheel ninja
         if ! MMCV_WITH_OPS=1 pip wheel --no-deps --no-build-isolation \
-                --no-binary mmcv "mmcv==$mmcv_version" -w "$build_dir" \
+                --no-cache-dir --no-binary mmcv "mmcv==$mmcv_version" \
+                -w "$build_dir" \
                 > "$build_dir/build.log" 2>&1; then
             tail -n 40 "$build_dir/build.log" >&2
             die "mmcv $mmcv_version build failed; full log: $build_dir/build.log"
