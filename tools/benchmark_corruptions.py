@@ -61,7 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--repeats', type=int, default=5,
         help='timed calls per corruption, severity and implementation '
         '(default: 5)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # imagecorruptions' definitions need images of at least 32 px.
+    if args.size < 32 or args.repeats < 1:
+        parser.error(f'--size must be >= 32 and --repeats >= 1, got '
+                     f'{args.size} and {args.repeats}')
+    return args
 
 
 def main(argv=None) -> int:

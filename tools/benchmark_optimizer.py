@@ -55,6 +55,8 @@ def parse_args(argv=None):
     if args.steps < 1 or args.warmup < 0:
         parser.error(f'--steps must be >= 1 and --warmup >= 0, got '
                      f'{args.steps} and {args.warmup}')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
     return args
 
 

@@ -78,10 +78,13 @@ def load_official(path: str) -> dict:
     for key in ('model', 'state_dict'):
         if isinstance(checkpoint, dict) and key in checkpoint:
             checkpoint = checkpoint[key]
-    if not any(k.startswith('layers.') for k in checkpoint):
+    keys = list(checkpoint) if isinstance(checkpoint, dict) else []
+    if not any(str(k).startswith('layers.') for k in keys):
         raise ValueError(
-            f'{path} does not look like an official Swin checkpoint (no '
-            f'"layers.*" keys; first keys: {list(checkpoint)[:5]})')
+            f'{path} does not look like an official Swin checkpoint: '
+            'expected a dict of tensors with "layers.*" keys (possibly under '
+            f'"model" or "state_dict"), got a {type(checkpoint).__name__} '
+            f'with first keys {keys[:5]}')
     return checkpoint
 
 

@@ -60,8 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         'corruption, severity) (default: 0)')
     parser.add_argument(
         '--work-dir',
-        help='where results and logs go (default: '
-        'work_dirs/<config name>/robustness); re-using it resumes')
+        help='where results and logs go (default: robustness/ under the '
+        "config's work_dir, else work_dirs/<config name>/robustness); "
+        're-using it resumes')
     add_runtime_args(parser)
     return parse_runtime_args(parser, argv)
 

@@ -18,6 +18,7 @@ import numpy as np
 from mmengine.dist import is_main_process
 
 from mmspd.corruptions import check_severity, image_key, resolve_corruptions
+from mmspd.utils.launch import type_name
 
 from .metrics import CLEAN
 from .report import OUTPUT_FILES, RobustnessResults
@@ -48,11 +49,6 @@ def plan_conditions(corruptions: Sequence[str],
     levels = sorted({check_severity(s) for s in severities})
     return [(CLEAN, None)] + [(name, level) for name in names
                               for level in levels]
-
-
-def _type_name(type_: Any) -> str:
-    return type_ if isinstance(type_, str) else getattr(
-        type_, '__name__', str(type_))
 
 
 def _pipelines(dataset: Any) -> list[list]:
@@ -101,7 +97,7 @@ def add_corruption(dataloader_cfg: dict,
     for pipeline in _pipelines(cfg.get('dataset')):
         for index in reversed(range(len(pipeline))):
             transform = pipeline[index]
-            if isinstance(transform, dict) and _type_name(
+            if isinstance(transform, dict) and type_name(
                     transform.get('type')).split('.')[-1] in \
                     LOADING_TRANSFORMS:
                 pipeline.insert(index + 1, dict(step))
@@ -245,6 +241,8 @@ def evaluate_robustness(runner,
                         f'{len(conditions)}: {label}')
             if corruption == CLEAN:
                 runner._test_dataloader = copy.deepcopy(clean_dataloader)
+                # One pass, as for the corrupted copies: no lingering workers.
+                runner._test_dataloader['persistent_workers'] = False
             else:
                 runner._test_dataloader = add_corruption(
                     clean_dataloader, corruption, severity, seed, key)

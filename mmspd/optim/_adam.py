@@ -192,6 +192,14 @@ class AnchoredAdam(Optimizer):
             group.setdefault('amsgrad', False)
             group.setdefault('anchor', 'init')
             group.setdefault('foreach', None)
+        # load_state_dict ends here. Step counters must stay float32 CPU
+        # tensors, read without a device sync; torch leaves them where the
+        # checkpoint was mapped, which is the GPU on mmengine's resume.
+        for param_state in self.state.values():
+            step = param_state.get('step')
+            if isinstance(step, Tensor) and (step.device.type != 'cpu'
+                                             or step.dtype != torch.float32):
+                param_state['step'] = step.to('cpu', torch.float32)
 
     @torch.no_grad()
     def reset_anchors(self) -> None:

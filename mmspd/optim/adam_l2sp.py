@@ -7,7 +7,7 @@ Tian, Huang and Kira, NeurIPS 2024.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from mmengine.registry import OPTIMIZERS
@@ -40,26 +40,6 @@ class AdamL2SP(AnchoredAdam):
     """
 
     _strength = 'weight_decay (L2-SP alpha)'
-
-    def __init__(self,
-                 params: Iterable,
-                 lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8,
-                 weight_decay: float = 0.0,
-                 amsgrad: bool = False,
-                 *,
-                 anchor: str = 'init',
-                 foreach: bool | None = None) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            anchor=anchor,
-            foreach=foreach)
 
     def _update(self, group: dict[str, Any], lists: dict[str, list],
                 foreach: bool) -> None:

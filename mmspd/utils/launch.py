@@ -84,18 +84,19 @@ def parse_runtime_args(parser: argparse.ArgumentParser,
 def load_tool_config(args: argparse.Namespace, *subdirs: str) -> Config:
     """Load ``args.config`` with ``--cfg-options`` and the work dir applied.
 
-    The work dir is ``--work-dir``, else the config's ``work_dir``, else
-    ``./work_dirs/<config name>/<subdirs...>``.
+    The work dir is ``--work-dir``, else ``<the config's work_dir>/<subdirs>``,
+    else ``./work_dirs/<config name>/<subdirs>``.
     """
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join(
+    else:
+        root = cfg.get('work_dir', None) or osp.join(
             './work_dirs',
-            osp.splitext(osp.basename(args.config))[0], *subdirs)
+            osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join(root, *subdirs)
     return cfg
 
 
@@ -106,7 +107,7 @@ _DATALOADERS = {
 }
 
 
-def _type_name(type_: Any) -> str:
+def type_name(type_: Any) -> str:
     """Name of a config ``type`` given as a string or as a class."""
     if isinstance(type_, str):
         return type_
@@ -306,7 +307,7 @@ def enable_amp(cfg: Config) -> None:
         raise RuntimeError(
             '--amp needs a CUDA GPU, but torch.cuda.is_available() is False. '
             'Drop --amp to train in float32.')
-    wrapper_type = _type_name(cfg.optim_wrapper.get('type', 'OptimWrapper'))
+    wrapper_type = type_name(cfg.optim_wrapper.get('type', 'OptimWrapper'))
     if wrapper_type in AMP_WRAPPERS.values():
         print_log(
             'AMP training is already enabled in your config.',
@@ -372,7 +373,7 @@ def _pretrained_entries(cfg: Any, key: str) -> list[tuple[str, str]]:
     """``(config key, checkpoint)`` for every ``Pretrained`` init_cfg."""
     found = []
     if isinstance(cfg, dict):
-        if (_type_name(cfg.get('type')) == 'Pretrained'
+        if (type_name(cfg.get('type')) == 'Pretrained'
                 and isinstance(cfg.get('checkpoint'), str)):
             found.append((f'{key}.checkpoint', cfg['checkpoint']))
         for name, value in cfg.items():
@@ -470,7 +471,7 @@ def check_data_paths(cfg: Config,
             for what, path in _dataset_paths(dataset):
                 if _has_scheme(path) or osp.exists(path):
                     continue
-                dataset_type = _type_name(dataset.get('type'))
+                dataset_type = type_name(dataset.get('type'))
                 how = hint or PREPARE_HINTS.get(dataset_type)
                 how = (f'Prepare it with {how}, or point' if how else 'Point')
                 raise FileNotFoundError(
@@ -513,8 +514,8 @@ def config_requests_spd(cfg: Config) -> str | None:
             'type') if isinstance(cfg.get('optimizer'), dict) else None),
     ]
     for key, value in candidates:
-        if value is not None and 'SPD' in _type_name(value):
-            return f'{key}={_type_name(value)!r}'
+        if value is not None and 'SPD' in type_name(value):
+            return f'{key}={type_name(value)!r}'
     return None
 
 
@@ -525,7 +526,7 @@ def _spd_type_in_optim_wrapper_cfg(cfg: Config) -> bool:
         (optim_wrapper.get('optimizer') or {}).get('type'),
     ]
     return any(
-        name is not None and 'SPD' in _type_name(name) for name in names)
+        name is not None and 'SPD' in type_name(name) for name in names)
 
 
 def check_spd_config(cfg: Config) -> None:
@@ -545,8 +546,8 @@ def check_spd_config(cfg: Config) -> None:
     if reason is None or _spd_type_in_optim_wrapper_cfg(cfg):
         return
     optim_wrapper = cfg.get('optim_wrapper') or {}
-    wrapper_type = _type_name(optim_wrapper.get('type'))
-    optimizer_type = _type_name(
+    wrapper_type = type_name(optim_wrapper.get('type'))
+    optimizer_type = type_name(
         (optim_wrapper.get('optimizer') or {}).get('type'))
     built = (f'optim_wrapper.type={wrapper_type!r} with '
              f'optim_wrapper.optimizer.type={optimizer_type!r}')

@@ -160,6 +160,26 @@ def test_state_dict_round_trip(helpers, foreach):
     helpers.assert_same_params(net, resumed_net, rtol=0, atol=0)
 
 
+def test_loaded_step_counters_are_float32_cpu_tensors(helpers):
+    # mmengine resumes with map_location='cuda', which moves the counters
+    # to the GPU; this machine can only vary their dtype, which the same
+    # normalisation handles.
+    net = helpers.make_net()
+    optimizer = AdamSPD(net.parameters(), lr=0.02)
+    data = helpers.batches(4)
+    helpers.train(net, optimizer, data[:2])
+    state_dict = copy.deepcopy(optimizer.state_dict())
+    for param_state in state_dict['state'].values():
+        param_state['step'] = param_state['step'].double()
+    resumed = AdamSPD(net.parameters(), lr=0.02)
+    resumed.load_state_dict(state_dict)
+    steps = [state['step'] for state in resumed.state.values()]
+    assert steps and all(
+        step.device.type == 'cpu' and step.dtype == torch.float32
+        and step.item() == 2 for step in steps)
+    helpers.train(net, resumed, data[2:])
+
+
 def test_deepcopy(helpers):
     net = helpers.make_net()
     optimizer = AdamSPD(helpers.split_groups(net), lr=0.02)

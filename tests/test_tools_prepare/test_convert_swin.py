@@ -129,5 +129,8 @@ def test_rejects_non_swin_checkpoint(tmp_path):
     torch.save({'conv1.weight': torch.zeros(1)}, path)
     with pytest.raises(ValueError, match='official Swin checkpoint'):
         convert_swin.load_official(str(path))
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match='got a list'):
+        convert_swin.load_official(str(path))
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         convert_swin.load_official(str(tmp_path / 'missing.pth'))
