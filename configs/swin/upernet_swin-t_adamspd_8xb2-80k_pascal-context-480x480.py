@@ -4,18 +4,14 @@
 # config's; see there for where each comes from and how lambda was chosen.
 _base_ = './upernet_swin-t_adamw_8xb2-80k_pascal-context-480x480.py'
 
+# The baseline's paramwise_cfg is inherited: decay_mult=0, so neither decay
+# nor SPD / L2-SP, for position embeddings, bias tables and norms.
 optim_wrapper = dict(
-    _delete_=True,
     type='OptimWrapper',
     optimizer=dict(
+        _delete_=True,
         type='AdamSPD', lr=6e-5, betas=(0.9, 0.999), eps=1e-8,
-        weight_decay=1.0, amsgrad=False),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.),
-        }))
+            weight_decay=1.0, amsgrad=False))
 
 # tools/train.py refuses to train this config with a plain optimizer.
 spd_required = True

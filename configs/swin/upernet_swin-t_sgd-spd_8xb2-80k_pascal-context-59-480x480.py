@@ -23,16 +23,13 @@
 # with --cfg-options optim_wrapper.optimizer.weight_decay=L.
 _base_ = './upernet_swin-t_adamw_8xb2-80k_pascal-context-59-480x480.py'
 
+# The baseline's paramwise_cfg is inherited: decay_mult=0, so neither decay
+# nor SPD / L2-SP, for position embeddings, bias tables and norms.
 optim_wrapper = dict(
-    _delete_=True,
     type='SPDOptimWrapper',
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1.0),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.),
-        }))
+    optimizer=dict(
+        _delete_=True,
+        type='SGD', lr=0.01, momentum=0.9, weight_decay=1.0))
 
 # tools/train.py refuses to train this config with a plain optimizer.
 spd_required = True
