@@ -1,25 +1,31 @@
-"""Time SPD optimizers on the Swin-T UperNet (59 classes) parameter set.
+"""Time SPD optimizers on the Swin-T UperNet parameter set, CPU or CUDA.
 
 Builds the model of a Swin-T UperNet config (no weights needed; SyncBN
 becomes BN), fills every gradient with fixed random values, and prints, in
-one run and as ratios to ``torch.optim.AdamW(foreach=True)``:
+one run, for one param group and for the config's ``paramwise_cfg`` layout
+(one group per parameter, as MMEngine builds it in training):
 
-- step time (median and minimum over ``--steps`` steps after warm-up,
-  the optimizers taking turns step by step) of AdamSPD
-  (multi-tensor and per-tensor), SPDOptimWrapper(AdamW), a per-tensor
-  re-implementation of the authors' algorithm, and AdamW foreach / fused;
-- optimizer state bytes per parameter byte;
-- operators dispatched per step, counted with ``TorchDispatchMode`` for the
-  whole parameter set and for a subset of it, to show how the count scales
-  with the number of tensors. View ops (no kernel) are counted apart.
+- step time of each optimizer, median and minimum over ``--steps`` steps
+  after warm-up, the optimizers taking turns step by step, as ratios to
+  ``AdamW(foreach=True)`` and ``AdamW(fused=True)``;
+- kernels per step, counted from the dispatched operators with CUDA's
+  foreach fast-route rule (:class:`mmspd.optim.profiling.StepRecorder`), and
+  on CUDA also the kernels ``torch.profiler`` saw;
+- host syncs per step: on CUDA counted with
+  ``torch.cuda.set_sync_debug_mode('warn')``; on CPU the operators that
+  would sync on a GPU;
+- optimizer state bytes per parameter byte, and on CUDA the memory a step
+  allocates beyond its inputs (scratch).
 
-Parameter groups come from the config's ``paramwise_cfg`` through
-MMEngine's optimizer-wrapper constructor, as in training (one group per
-parameter), unless ``--single-group`` is given.
+Then kernels per step for 1 M elements split into 64 and 1024 tensors, to
+show that SPD's count does not grow with the number of tensors.
 
 Example:
-    python tools/benchmark_optimizer.py --steps 10
+    python tools/benchmark_optimizer.py --device cpu --threads 1 --steps 5
+    python tools/benchmark_optimizer.py --device cuda --steps 50
 """
+from __future__ import annotations
+
 import argparse
 import copy
 import statistics
@@ -29,7 +35,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without installing
@@ -43,20 +48,29 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=str(DEFAULT_CONFIG),
                         help='Swin-T UperNet config whose model is built')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'),
+                        help='where the parameters live')
     parser.add_argument('--steps', type=int, default=10,
-                        help='timed steps per optimizer (median reported)')
-    parser.add_argument('--warmup', type=int, default=2,
+                        help='timed steps per optimizer')
+    parser.add_argument('--warmup', type=int, default=3,
                         help='untimed steps before timing')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch threads (default: torch default)')
-    parser.add_argument('--single-group', action='store_true',
-                        help='one param group instead of paramwise_cfg')
+                        help='torch CPU threads (default: torch default)')
+    parser.add_argument('--layout', default='both',
+                        choices=('one', 'paramwise', 'both'),
+                        help='param groups: one group, the config\'s '
+                        'paramwise_cfg, or both')
+    parser.add_argument('--per-tensor', action='store_true',
+                        help='also time the per-tensor reference paths '
+                        '(slow)')
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error(f'--steps must be >= 1 and --warmup >= 0, got '
                      f'{args.steps} and {args.warmup}')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
     return args
 
 
@@ -97,79 +111,58 @@ def build_model(config):
 def fill_grads(model, seed=0):
     gen = torch.Generator().manual_seed(seed)
     for param in model.parameters():
-        param.grad = torch.randn(param.shape, generator=gen) * 1e-3
+        grad = torch.randn(param.shape, generator=gen) * 1e-3
+        param.grad = grad.to(param.device)
 
 
-def make_optimizers(paramwise):
-    """name -> function(model) returning an object with a ``step()``."""
+def make_optimizers(paramwise, per_tensor):
+    """name -> function(model) returning an optimizer wrapper."""
     from mmengine.optim import build_optim_wrapper
 
-    from mmspd.optim import AdamSPD  # noqa: F401 (registers)
-    from mmspd.optim.adam_spd_reference import ReferenceAdamSPD
+    import mmspd.optim  # noqa: F401 (registers)
 
-    def wrapper(optim_cfg, wrapper_type='OptimWrapper'):
+    def wrapper(optimizer, spd=False):
+
         def build(model):
-            cfg = {'type': wrapper_type, 'optimizer': optim_cfg}
+            cfg = {'type': 'OptimWrapper', 'optimizer': optimizer}
+            if spd:
+                cfg['constructor'] = 'SPDOptimWrapperConstructor'
             if paramwise is not None:
                 cfg['paramwise_cfg'] = copy.deepcopy(paramwise)
             return build_optim_wrapper(model, cfg)
-        return build
 
-    def authors(model):
-        params = [p for p in model.parameters() if p.requires_grad]
-        return ReferenceAdamSPD(
-            [{'params': params, 'pre': [p.detach().clone() for p in params]}],
-            lr=LR, weight_decay=LAM)
+        return build
 
     def cfg(type_, **kwargs):
         return {'type': type_, 'lr': LR, **kwargs}
 
-    return {
-        'AdamW foreach':
-        wrapper(cfg('AdamW', weight_decay=0.01, foreach=True)),
-        'AdamW fused':
-        wrapper(cfg('AdamW', weight_decay=0.01, fused=True)),
-        'AdamSPD multi-tensor':
-        wrapper(cfg('AdamSPD', weight_decay=LAM)),
-        'AdamSPD per-tensor':
-        wrapper(cfg('AdamSPD', weight_decay=LAM, foreach=False)),
-        'SPDOptimWrapper(AdamW)':
-        wrapper(cfg('AdamW', weight_decay=LAM, foreach=True),
-                'SPDOptimWrapper'),
-        'authors (per-tensor)':
-        authors,
+    optimizers = {
+        'AdamW foreach': wrapper(cfg('AdamW', weight_decay=0.01,
+                                     foreach=True)),
+        'AdamW fused': wrapper(cfg('AdamW', weight_decay=0.01, fused=True)),
+        'AdamSPD': wrapper(cfg('AdamSPD', weight_decay=LAM)),
+        'AdamW fused + SPD': wrapper(
+            cfg('AdamW', weight_decay=LAM, fused=True), spd=True),
+        'AdamW foreach + SPD': wrapper(
+            cfg('AdamW', weight_decay=LAM, foreach=True), spd=True),
+        'SGD foreach': wrapper(cfg('SGD', momentum=0.9, weight_decay=1e-4,
+                                   foreach=True)),
+        'SGD foreach + SPD': wrapper(
+            cfg('SGD', momentum=0.9, weight_decay=LAM, foreach=True),
+            spd=True),
     }
-
-
-def optimizer_of(obj):
-    return getattr(obj, 'optimizer', obj)
+    if per_tensor:
+        optimizers['AdamSPD per-tensor'] = wrapper(
+            cfg('AdamSPD', weight_decay=LAM, foreach=False))
+    return optimizers
 
 
 def state_bytes(optimizer):
-    """Bytes of per-parameter optimizer tensors, anchors in groups too."""
-    tensors = [
-        value for state in optimizer.state.values()
-        for value in state.values() if torch.is_tensor(value)
-    ]
-    for group in optimizer.param_groups:
-        tensors.extend(group.get('pre') or [])  # the authors' anchors
-    return sum(t.numel() * t.element_size() for t in tensors if t.dim() > 0)
-
-
-class OpCounter(TorchDispatchMode):
-    """Count dispatched operators, views apart."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-        self.views = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func._schema.is_mutable or not func.is_view:
-            self.ops += 1
-        else:
-            self.views += 1
-        return func(*args, **(kwargs or {}))
+    """Bytes of per-parameter optimizer tensors (anchors included)."""
+    return sum(value.numel() * value.element_size()
+               for state in optimizer.state.values()
+               for value in state.values()
+               if torch.is_tensor(value) and value.dim() > 0)
 
 
 def copy_model(model, keep=None):
@@ -182,99 +175,177 @@ def copy_model(model, keep=None):
     return copied
 
 
-def count_ops(build, model, keep):
-    """Ops of one steady-state step over the first ``keep`` tensors."""
-    model = copy_model(model, keep)
-    optim = build(model)
-    optim.step()  # state initialisation is not a steady-state step
-    counter = OpCounter()
-    with counter:
-        optim.step()
-    return counter.ops, counter.views
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
 
 
-def synthetic_model(num_tensors, total=1 << 20):
-    """``num_tensors`` parameters of ``total`` elements in all, with grads."""
-    module = torch.nn.Module()
-    module.weights = torch.nn.ParameterList(
-        torch.nn.Parameter(torch.randn(total // num_tensors) * 0.02)
-        for _ in range(num_tensors))
-    fill_grads(module)
-    return module
-
-
-def time_steps(optimizers, model, steps, warmup):
-    """Median and minimum step time of each optimizer, and state bytes per
-    parameter byte. Steps are interleaved (one step of each optimizer in
-    turn) so that a change of the machine's load hits all of them alike."""
-    param_bytes = sum(p.numel() * p.element_size()
-                      for p in model.parameters())
+def time_steps(optimizers, model, steps, warmup, device):
+    """Step times of each optimizer, steps interleaved so that a change of
+    the machine's load hits all of them alike."""
     built = {name: build(copy_model(model))
              for name, build in optimizers.items()}
     times = {name: [] for name in optimizers}
     for round_ in range(warmup + steps):
         for name, optim in built.items():
+            _sync(device)
             start = time.perf_counter()
             optim.step()
+            _sync(device)
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
-    return {
-        name: (statistics.median(times[name]), min(times[name]),
-               state_bytes(optimizer_of(optim)) / param_bytes)
-        for name, optim in built.items()
-    }
+    return built, times
+
+
+def meta_twin(model):
+    """A copy of ``model`` on the ``meta`` device, with gradients."""
+    twin = copy.deepcopy(model).to('meta')
+    for param in twin.parameters():
+        param.grad = torch.empty_like(param)
+    return twin
+
+
+def count_kernels(build, model, device):
+    """Kernels and host syncs of one steady-state step by the dispatch rule.
+
+    On CPU the step runs on a ``meta`` twin of the model, so that reading a
+    CPU step counter (host-side on a GPU too) is not taken for a sync; an
+    optimizer without meta support (fused) is recorded on the CPU, marked
+    with ``*``.
+    """
+    from mmspd.optim.profiling import StepRecorder
+    where, mark = device.type, ''
+    try:
+        optim = build(meta_twin(model) if where == 'cpu' else copy_model(
+            model))
+        optim.step()  # state initialisation is not a steady-state step
+        where = 'meta' if where == 'cpu' else where
+    except RuntimeError:
+        optim, mark = build(copy_model(model)), '*'
+        optim.step()
+    recorder = StepRecorder(where)
+    with recorder:
+        optim.step()
+    return recorder.kernels, len(recorder.syncs), mark
+
+
+def cuda_counts(optim, device):
+    """Syncs (sync debug mode), profiled kernels and scratch bytes of one
+    step on CUDA."""
+    _sync(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try:
+            optim.step()
+            _sync(device)
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+    syncs = sum('synchroniz' in str(w.message) for w in caught)
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        optim.step()
+        _sync(device)
+    kernels = sum(1 for event in prof.events()
+                  if event.device_type == torch.autograd.DeviceType.CUDA)
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    optim.step()
+    _sync(device)
+    return syncs, kernels, torch.cuda.max_memory_allocated() - before
+
+
+def synthetic_model(num_tensors, device, total=1 << 20):
+    """``num_tensors`` parameters of ``total`` elements in all, with grads."""
+    module = torch.nn.Module()
+    module.weights = torch.nn.ParameterList(
+        torch.nn.Parameter(torch.randn(total // num_tensors) * 0.02)
+        for _ in range(num_tensors))
+    module.to(device)
+    fill_grads(module)
+    return module
+
+
+def report(name_width, optimizers, model, args, device):
+    built, times = time_steps(optimizers, model, args.steps, args.warmup,
+                              device)
+    param_bytes = sum(p.numel() * p.element_size()
+                      for p in model.parameters())
+    med = {name: statistics.median(t) for name, t in times.items()}
+    low = {name: min(t) for name, t in times.items()}
+    header = (f'{"optimizer":<{name_width}} {"median":>8} {"min":>8} '
+              f'{"vs AdamW":>9} {"vs AdamW":>9} {"min vs":>8} '
+              f'{"state/":>7} {"kernels":>8} {"syncs":>6}')
+    sub = (f'{"":<{name_width}} {"ms":>8} {"ms":>8} {"foreach":>9} '
+           f'{"fused":>9} {"fused":>8} {"param":>7} {"/step":>8} '
+           f'{"/step":>6}')
+    if device.type == 'cuda':
+        header += f' {"syncs":>6} {"profiler":>9} {"scratch":>8}'
+        sub += f' {"(debug)":>6} {"kernels":>9} {"MiB":>8}'
+    print(header)
+    print(sub)
+    for name, optim in built.items():
+        kernels, syncs, mark = count_kernels(optimizers[name], model, device)
+        line = (f'{name:<{name_width}} {med[name] * 1e3:>8.2f} '
+                f'{low[name] * 1e3:>8.2f} '
+                f'{med[name] / med["AdamW foreach"]:>8.2f}x '
+                f'{med[name] / med["AdamW fused"]:>8.2f}x '
+                f'{low[name] / low["AdamW fused"]:>7.2f}x '
+                f'{state_bytes(optim.optimizer) / param_bytes:>7.2f} '
+                f'{f"{kernels}{mark}":>8} {syncs:>6d}')
+        if device.type == 'cuda':
+            debug_syncs, profiled, scratch = cuda_counts(optim, device)
+            line += (f' {debug_syncs:>6d} {profiled:>9d} '
+                     f'{scratch / 2**20:>8.1f}')
+        print(line)
 
 
 def main(argv=None):
     args = parse_args(argv)
     warnings.filterwarnings('ignore', category=UserWarning, module='mmseg')
     from mmengine.logging import MMLogger
+
     # The optimizer constructor logs every parameter's settings.
     MMLogger.get_current_instance().setLevel('WARNING')
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     model, paramwise = build_model(args.config)
-    if args.single_group:
-        paramwise = None
+    model.to(device)
     fill_grads(model)
     params = list(model.parameters())
     numel = sum(p.numel() for p in params)
     print(f'config: {args.config}')
     print(f'parameters: {len(params)} tensors, {numel / 1e6:.1f} M '
-          f'elements; groups: '
-          f'{"one" if paramwise is None else "paramwise_cfg"}; '
-          f'torch {torch.__version__}, {torch.get_num_threads()} threads')
-    optimizers = make_optimizers(paramwise)
+          f'elements; device {device}; torch {torch.__version__}, '
+          f'{torch.get_num_threads()} CPU threads; {args.steps} timed steps '
+          f'after {args.warmup}')
+    layouts = {'one': None, 'paramwise': paramwise}
+    chosen = ['one', 'paramwise'] if args.layout == 'both' else [args.layout]
+    titles = {'one': 'one param group',
+              'paramwise': "the config's paramwise_cfg (a group per "
+              'parameter)'}
+    for layout in chosen:
+        print(f'\n== {titles[layout]} ==')
+        report(22, make_optimizers(layouts[layout], args.per_tensor), model,
+               args, device)
+    print('\nkernels/step: dispatched operators counted with CUDA\'s foreach '
+          'rule (a list op\nruns one kernel when its tensor lists match in '
+          'shape/stride/dtype); syncs/step:\n'
+          'operators that read device values back (on CPU counted on a meta '
+          'twin of the\nmodel, standing in for a GPU; * = recorded on the '
+          'CPU: no meta support)')
 
-    results = time_steps(optimizers, model, args.steps, args.warmup)
-    base = results['AdamW foreach'][0]
-    subset = len(params) // 4
-    print(f'\n{"optimizer":<24} {"median":>8} {"min":>8} {"median vs":>10} '
-          f'{"state/param":>12} {"ops/step":>9} {"ops/step":>9}')
-    print(f'{"":<24} {"ms":>8} {"ms":>8} {"AdamW fe.":>10} {"bytes":>12} '
-          f'{f"{len(params)} t":>9} {f"{subset} t":>9}')
-    for name, (median, fastest, state_ratio) in results.items():
-        ops_all, views_all = count_ops(optimizers[name], model, len(params))
-        ops_sub, views_sub = count_ops(optimizers[name], model, subset)
-        print(f'{name:<24} {median * 1e3:>8.1f} {fastest * 1e3:>8.1f} '
-              f'{median / base:>9.2f}x {state_ratio:>12.2f} {ops_all:>9d} '
-              f'{ops_sub:>9d}   (+{views_all} / +{views_sub} views)')
-    print('\nops/step: operators dispatched in one steady-state step over '
-          'all tensors\nand over the first quarter of them; views (no '
-          'kernel) in brackets.')
-
-    # Same number of elements, different numbers of tensors, one group.
     counts = (64, 1024)
-    plain = make_optimizers(None)
-    print(f'\n{"ops/step, 1 M elements in":<32}' +
+    print(f'\n{"kernels/step, 1 M elements in":<30}' +
           ''.join(f'{f"{n} tensors":>14}' for n in counts))
-    for name, build in plain.items():
+    for name, build in make_optimizers(None, False).items():
         cells = []
         for num in counts:
-            model = synthetic_model(num)
-            ops, _ = count_ops(build, model, num)
-            cells.append(f'{ops:>14d}')
-        print(f'{name:<32}' + ''.join(cells))
+            kernels, _, mark = count_kernels(
+                build, synthetic_model(num, device), device)
+            cells.append(f'{f"{kernels}{mark}":>14}')
+        print(f'{name:<30}' + ''.join(cells))
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
 # dist_test_corruption.sh:
 #   bash tools/dist_run.sh SCRIPT GPUS [SCRIPT arguments...]
 # runs tools/SCRIPT in GPUS processes on this node with --launcher pytorch.
-# Without CUDA the processes run on the CPU with the gloo backend.
+# train.py and test.py are mmseg's and need one CUDA GPU per process.
 # Multi-node runs read NNODES, NODE_RANK, MASTER_ADDR and PORT from the
 # environment, e.g. on each of two nodes:
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh ...

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun:
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py arguments...]
-# GPUS is the number of processes on this node; see tools/dist_run.sh for
-# CPU runs and for the multi-node environment (NNODES, NODE_RANK,
+# GPUS is the number of processes (one CUDA GPU each) on this node; see
+# tools/dist_run.sh for the multi-node environment (NNODES, NODE_RANK,
 # MASTER_ADDR, PORT, PYTHON).
 set -e
 

@@ -22,6 +22,9 @@ Output, written under ``--out`` (defaults to ``VOC_ROOT``):
 Afterwards every listed image is checked for its JPEG and its label map, and
 what is missing is reported (exit status 1).
 
+The 21-class split (background + the 20 VOC classes) of multi-task dense
+prediction is derived from the same inputs by ``tools/prepare_pascal_mt.py``.
+
 Example::
 
     python tools/prepare_pascal_context.py data/VOCdevkit/VOC2010 \\
@@ -38,9 +41,13 @@ from multiprocessing import Pool
 import numpy as np
 from PIL import Image
 
-# Names of the 59 classes as in mmseg's PascalContextDataset59, which match
-# the release's vocabulary except where an alias is listed.
-ALIASES = {'table': ('table', 'diningtable')}
+# Class names (mmseg's PascalContextDataset59, and the VOC names of the
+# 21-class split in tools/prepare_pascal_mt.py) match the release's
+# vocabulary except where an alias is listed.
+ALIASES = {
+    'table': ('table', 'diningtable'),
+    'diningtable': ('diningtable', 'table'),
+}
 SPLITS = ('train', 'val')
 LABEL_DIR = 'SegmentationClassContext'
 SPLIT_DIR = osp.join('ImageSets', 'SegmentationContext')
@@ -98,7 +105,9 @@ def read_ids(path: str) -> list:
 
 
 def convert_one(image_id: str, annotations: str, out_dir: str,
-                lookup: np.ndarray) -> str:
+                lookup: np.ndarray, label_dir: str = LABEL_DIR) -> str:
+    """Write ``out_dir/label_dir/<id>.png`` from the ``.mat`` annotation;
+    return a description of what went wrong, or ''."""
     from scipy.io import loadmat
     label_map = loadmat(osp.join(annotations,
                                  f'{image_id}.mat'))['LabelMap']
@@ -106,7 +115,7 @@ def convert_one(image_id: str, annotations: str, out_dir: str,
         return (f'{image_id}: label {int(label_map.max())} is outside the '
                 f'vocabulary (0..{len(lookup) - 1})')
     Image.fromarray(lookup[label_map]).save(
-        osp.join(out_dir, LABEL_DIR, f'{image_id}.png'))
+        osp.join(out_dir, label_dir, f'{image_id}.png'))
     return ''
 
 
@@ -125,8 +134,8 @@ def check_output(voc_root: str, out_dir: str) -> list:
     return problems
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_release_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``voc_root``, ``--annotations``, ``--labels`` and ``--nproc``."""
     parser.add_argument('voc_root', help='VOCdevkit/VOC2010 folder')
     parser.add_argument(
         '--annotations', required=True,
@@ -134,52 +143,86 @@ def parse_args(argv=None):
     parser.add_argument(
         '--labels', required=True,
         help='labels.txt of the PASCAL-Context release')
-    parser.add_argument(
-        '--out', help='output root (defaults to VOC_ROOT)')
     parser.add_argument('--nproc', type=int, default=4,
                         help='worker processes. Defaults to 4.')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    add_release_args(parser)
+    parser.add_argument(
+        '--out', help='output root (defaults to VOC_ROOT)')
     return parser.parse_args(argv)
+
+
+def check_inputs(voc_root: str, annotations: str, labels: str) -> None:
+    """Exit with a message naming the first input that does not exist."""
+    for path, what in ((voc_root, 'VOC_ROOT'),
+                       (annotations, '--annotations')):
+        if not osp.isdir(path):
+            sys.exit(f'{what} folder {path} does not exist')
+    if not osp.isfile(labels):
+        sys.exit(f'--labels file {labels} does not exist')
+
+
+def convert_splits(voc_root: str, annotations: str, lookup: np.ndarray,
+                   out_dir: str, label_dir: str, split_dir: str,
+                   nproc: int) -> list:
+    """Convert the annotated images of the VOC 2010 train and val splits.
+
+    Writes ``out_dir/label_dir/<id>.png`` (``lookup`` applied to the
+    ``LabelMap``) and ``out_dir/split_dir/{train,val}.txt``, the ids that
+    have an annotation.
+
+    Returns:
+        list: Descriptions of the annotations that could not be converted.
+    """
+    annotated = {
+        osp.splitext(name)[0]
+        for name in os.listdir(annotations) if name.endswith('.mat')
+    }
+    os.makedirs(osp.join(out_dir, label_dir), exist_ok=True)
+    os.makedirs(osp.join(out_dir, split_dir), exist_ok=True)
+
+    errors = []
+    for split in SPLITS:
+        ids = read_ids(osp.join(voc_root, 'ImageSets', 'Main', f'{split}.txt'))
+        kept = [i for i in ids if i in annotated]
+        if len(kept) < len(ids):
+            print(f'{split}: {len(ids) - len(kept)} of {len(ids)} images '
+                  'have no PASCAL-Context annotation and are left out')
+        convert = partial(convert_one, annotations=annotations,
+                          out_dir=out_dir, lookup=lookup, label_dir=label_dir)
+        if nproc > 1:
+            with Pool(nproc) as pool:
+                errors += [
+                    e for e in pool.imap(convert, kept, chunksize=16) if e
+                ]
+        else:  # no worker processes to start
+            errors += [e for e in map(convert, kept) if e]
+        with open(osp.join(out_dir, split_dir, f'{split}.txt'), 'w') as f:
+            f.writelines(f'{i}\n' for i in kept)
+        print(f'{split}: {len(kept)} images')
+    return errors
+
+
+def report(problems: list, limit: int = 20) -> None:
+    """Print the number of problems and the first ``limit`` of them."""
+    print(f'{len(problems)} problems:', *problems[:limit], sep='\n  ')
+    if len(problems) > limit:
+        print(f'  ... and {len(problems) - limit} more')
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     out_dir = args.out or args.voc_root
-    for path, what in ((args.voc_root, 'VOC_ROOT'),
-                       (args.annotations, '--annotations')):
-        if not osp.isdir(path):
-            sys.exit(f'{what} folder {path} does not exist')
-    if not osp.isfile(args.labels):
-        sys.exit(f'--labels file {args.labels} does not exist')
-
+    check_inputs(args.voc_root, args.annotations, args.labels)
     lookup = build_lookup(read_vocabulary(args.labels), context59_classes())
-    annotated = {
-        osp.splitext(name)[0]
-        for name in os.listdir(args.annotations) if name.endswith('.mat')
-    }
-    os.makedirs(osp.join(out_dir, LABEL_DIR), exist_ok=True)
-    os.makedirs(osp.join(out_dir, SPLIT_DIR), exist_ok=True)
-
-    errors = []
-    for split in SPLITS:
-        ids = read_ids(
-            osp.join(args.voc_root, 'ImageSets', 'Main', f'{split}.txt'))
-        kept = [i for i in ids if i in annotated]
-        if len(kept) < len(ids):
-            print(f'{split}: {len(ids) - len(kept)} of {len(ids)} images '
-                  'have no PASCAL-Context annotation and are left out')
-        convert = partial(convert_one, annotations=args.annotations,
-                          out_dir=out_dir, lookup=lookup)
-        with Pool(max(1, args.nproc)) as pool:
-            errors += [e for e in pool.imap(convert, kept, chunksize=16) if e]
-        with open(osp.join(out_dir, SPLIT_DIR, f'{split}.txt'), 'w') as f:
-            f.writelines(f'{i}\n' for i in kept)
-        print(f'{split}: {len(kept)} images')
-
+    errors = convert_splits(args.voc_root, args.annotations, lookup, out_dir,
+                            LABEL_DIR, SPLIT_DIR, args.nproc)
     problems = errors + check_output(args.voc_root, out_dir)
     if problems:
-        print(f'{len(problems)} problems:', *problems[:20], sep='\n  ')
-        if len(problems) > 20:
-            print(f'  ... and {len(problems) - 20} more')
+        report(problems)
         return 1
     print(f'done: labels in {osp.join(out_dir, LABEL_DIR)}, splits in '
           f'{osp.join(out_dir, SPLIT_DIR)}')

@@ -4,10 +4,15 @@ Reads ``robustness.json`` files written by ``tools/test_corruption.py``
 and writes ``comparison.md``, ``comparison.csv`` and ``comparison.png``
 into ``--out-dir``: methods as rows; clean mIoU, the mean mIoU over
 severities of each corruption, the mean over corruptions (mPC) and rPC as
-columns. The Markdown table is also printed. ::
+columns. The Markdown table is also printed. Results averaged over
+different conditions are refused unless ``--allow-mismatch`` (then
+marked). ::
 
     python tools/robustness_table.py work_dirs/adamw/robustness.json \\
         work_dirs/spd/robustness.json --names AdamW AdamSPD --out-dir cmp
+    # deltas, mCE and relative mCE against AdamW
+    python tools/robustness_table.py A.json B.json --names AdamW AdamSPD \\
+        --baseline AdamW --out-dir cmp
 """
 from __future__ import annotations
 
@@ -18,8 +23,12 @@ import sys
 # Run from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmspd.evaluation.compare import default_name, write_comparison
-from mmspd.evaluation.report import RobustnessResults
+from mmspd.evaluation.compare import (  # noqa: E402
+    default_name,
+    unique_names,
+    write_comparison,
+)
+from mmspd.evaluation.report import RobustnessResults  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,13 +39,39 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='robustness.json files of tools/test_corruption.py')
     parser.add_argument(
         '--names', nargs='+', metavar='NAME',
-        help='method names, one per file (default: config file names)')
+        help='method names, one per file (default: config file names, '
+        'told apart by work dir when equal)')
     parser.add_argument(
         '--out-dir', required=True, help='where the comparison is written')
     parser.add_argument(
         '--metric', default='mIoU',
         help='metric to compare: mIoU, aAcc or mAcc (default: mIoU)')
+    parser.add_argument(
+        '--baseline', metavar='RUN',
+        help='a method name or one of the RESULT_JSON files (another file '
+        'is added as the first row): adds Δ columns against it, mCE and '
+        'relative mCE (100 = the baseline; see docs/robustness.md)')
+    parser.add_argument(
+        '--allow-mismatch', action='store_true',
+        help='compare results averaged over different corruptions or '
+        'severities, marking those values with *, instead of refusing')
+    parser.add_argument(
+        '--paper', action='store_true',
+        help="the paper's table shape only: Method, Clean, each "
+        'corruption, Mean')
     return parser.parse_args(argv)
+
+
+def _baseline_index(args, paths: list[str], names: list[str]) -> int:
+    if args.baseline in names:
+        return names.index(args.baseline)
+    for index, path in enumerate(paths):
+        if osp.exists(args.baseline) and osp.samefile(path, args.baseline):
+            return index
+    if osp.isfile(args.baseline):
+        return -1  # a further file
+    raise ValueError(f'--baseline {args.baseline!r} is neither a method '
+                     f'name ({", ".join(names)}) nor a result file')
 
 
 def main(argv=None) -> int:
@@ -46,21 +81,31 @@ def main(argv=None) -> int:
               f'{len(args.results)} result files; give one name per file',
               file=sys.stderr)
         return 2
+    paths = list(args.results)
     try:
-        results = [RobustnessResults.load(path) for path in args.results]
+        results = [RobustnessResults.load(path) for path in paths]
+        names = list(args.names or unique_names(
+            [default_name(r, p) for r, p in zip(results, paths)], paths))
+        baseline = None
+        if args.baseline is not None:
+            baseline = _baseline_index(args, paths, names)
+            if baseline == -1:
+                paths.insert(0, args.baseline)
+                results.insert(0, RobustnessResults.load(args.baseline))
+                names.insert(0, unique_names(
+                    [default_name(results[0], args.baseline), *names],
+                    paths)[0])
+                baseline = 0
+        known = set().union(*(result.metrics for result in results))
+        if args.metric not in known:
+            raise ValueError(f'unknown metric {args.metric!r}; the results '
+                             f'have {", ".join(sorted(known))}')
+        paths = write_comparison(
+            results, names, args.out_dir, args.metric, baseline=baseline,
+            strict=not args.allow_mismatch, paper=args.paper)
     except (OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    names = args.names or [
-        default_name(result, path)
-        for result, path in zip(results, args.results)
-    ]
-    known = set().union(*(result.metrics for result in results))
-    if args.metric not in known:
-        print(f'error: unknown metric {args.metric!r}; the results have '
-              f'{", ".join(sorted(known))}', file=sys.stderr)
-        return 2
-    paths = write_comparison(results, names, args.out_dir, args.metric)
     print(paths.pop('table'), end='')
     print('Wrote ' + ', '.join(paths.values()))
     return 0

@@ -1,39 +1,40 @@
-"""The CPU demo: pre-train, fine-tune with AdamW and AdamSPD, compare.
+"""The CPU demo: does SPD keep more of a broad pre-training's robustness?
 
-One command runs the whole story on synthetic data (no downloads)::
+One command asks the paper's question on generated data (no download)::
 
     python tools/run_demo.py [--work-dir work_dirs/demo] [--quick]
 
-Stages, each writing under the work dir; all but ``data`` and ``summary``
-run the project's tools as separate processes:
+1. ``data``: three generated sets (:mod:`mmspd.datasets.demo_data`): a
+   *broad* mixture of appearances for pre-training, a *narrow target* (one
+   appearance, few training images) and *out-of-distribution* scenes in
+   held-out appearances.
+2. ``pretrain``: the tiny Swin-UperNet trained on the broad mixture.
+3. Fine-tuning on the target from that checkpoint with AdamW, L2-SP
+   (``AdamL2SP``) and Adam-SPD (``AdamSPD``), one run per seed. The
+   strength lambda of L2-SP and Adam-SPD is chosen from a small grid on the
+   target's val split, with the first seed (``select_*`` stages); the other
+   seeds use the chosen value.
+4. Every model, the pre-trained one included, is evaluated on the target's
+   test split, clean (ID) and under the four default corruptions at every
+   severity (``tools/test_corruption.py``), and on the held-out
+   appearances (OOD, ``tools/test.py``).
+5. ``summary``: ``summary.md`` (mean +- std over seeds), ``summary.json``
+   (every run's numbers), ``severity.png`` and ``ood_vs_deviation.png``.
 
-1. ``data``: synthetic domains A and B
-   (:func:`mmspd.datasets.generate_demo_dataset`).
-2. ``pretrain_A``: the tiny Swin-UperNet trained on domain A.
-3. ``finetune_adamw`` / ``finetune_adamspd``: fine-tuned on domain B from
-   the domain-A checkpoint (``load_from``), once per optimizer.
-4. ``test_pretrained`` / ``test_adamw`` / ``test_adamspd``: clean mIoU on
-   domain B's val split (``tools/test.py``).
-5. ``corruption_adamw`` / ``corruption_adamspd``: the corruption benchmark
-   on domain B's val split (``tools/test_corruption.py``), then
-   ``compare``: ``tools/robustness_table.py``.
-6. ``summary``: the side-by-side table (clean mIoU, mPC, rPC, deviation
-   from the pre-trained weights), printed and written to ``summary.md`` and
-   ``summary.json``.
-
-A stage that finished (``logs/<stage>.done``) and whose outputs still exist
-is skipped, so an interrupted demo resumes where it stopped. Each stage's
-console output goes to ``logs/<stage>.log``.
+Training and evaluation run the project's tools as separate processes,
+exactly as a user would. A stage that finished (``logs/<stage>.done``) and
+whose outputs still exist is skipped, so an interrupted demo resumes where
+it stopped. Each stage's console output goes to ``logs/<stage>.log``.
 """
 from __future__ import annotations
 
 import argparse
 import glob
 import json
+import math
 import os
 import os.path as osp
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -46,42 +47,76 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Run from a checkout without installing the package.
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+
+from mmspd.datasets.demo_data import DEMO_SIZES, generate_demo_dataset  # noqa: E402
+
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 PRETRAIN_CONFIG = osp.join(
-    CONFIG_DIR, 'upernet_swin-demo_adamw_1xb8-1000i_demo-a-64x64.py')
-FINETUNE_CONFIGS = {
-    'AdamW':
-    osp.join(CONFIG_DIR, 'upernet_swin-demo_adamw_1xb8-300i_demo-b-64x64.py'),
-    'AdamSPD':
-    osp.join(CONFIG_DIR,
-             'upernet_swin-demo_adamspd_1xb8-300i_demo-b-64x64.py'),
-}
+    CONFIG_DIR, 'upernet_swin-demo_adamw_1xb16-1500i_demo-broad-64x64.py')
 
-# Full demo: about 4.5 minutes on an otherwise idle 2-core CPU.
+
+@dataclass(frozen=True)
+class Method:
+    """A fine-tuning method the demo compares.
+
+    Args:
+        name (str): Name in the table.
+        key (str): Name in stage and directory names.
+        config (str): Fine-tuning config.
+        tuned (bool): Whether lambda (the optimizer's ``weight_decay``) is
+            chosen from the settings' grid. Defaults to False.
+    """
+    name: str
+    key: str
+    config: str
+    tuned: bool = False
+
+
+def _finetune_config(optimizer: str) -> str:
+    return osp.join(
+        CONFIG_DIR,
+        f'upernet_swin-demo_{optimizer}_1xb8-200i_demo-target-64x64.py')
+
+
+METHODS = (
+    Method('AdamW', 'adamw', _finetune_config('adamw')),
+    Method('L2-SP', 'l2sp', _finetune_config('adaml2sp'), tuned=True),
+    Method('Adam-SPD', 'spd', _finetune_config('adamspd'), tuned=True),
+)
+PRETRAINED = 'pre-trained'
+
+# The full demo (docs/demo.md records a run).
 FULL = {
-    'num_train_a': 128,
-    'num_train_b': 32,
-    'num_val': 32,
     'size': 64,
+    # Samples per split: broad (pre-training), target (fine-tuning, lambda
+    # choice on val, ID test) and ood (held-out appearances).
+    'counts': DEMO_SIZES,
     'pretrain_iters': None,  # the configs' own schedules
     'finetune_iters': None,
-    # Three of the five severities halve the benchmark's time.
-    'severities': ['1', '3', '5'],
+    'seeds': [0, 1, 2],
+    # The grids the Swin-T configs' comments propose, fixed before any
+    # demo run: L2-SP's alpha and Adam-SPD's lambda.
+    'grids': {'l2sp': [1e-3, 1e-2, 1e-1], 'spd': [0.1, 0.3, 1.0]},
+    'severities': [1, 2, 3, 4, 5],
 }
-# --quick: exercises every stage in about a minute; numbers mean nothing.
+# --quick: every stage on tiny sizes; the numbers mean nothing.
 QUICK = {
-    'num_train_a': 8,
-    'num_train_b': 8,
-    'num_val': 4,
     'size': 64,
+    'counts': {
+        'broad': {'train': 16, 'val': 4},
+        'target': {'train': 8, 'val': 4, 'test': 4},
+        'ood': {'test': 4},
+    },
     'pretrain_iters': 4,
-    'finetune_iters': 3,
-    'severities': ['1'],
+    'finetune_iters': 2,
+    'seeds': [0, 1],
+    'grids': {'l2sp': [1e-3, 1e-1], 'spd': [0.1, 1.0]},
+    'severities': [1, 5],
 }
 
 _TRAIN_PROGRESS = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]'
                              r'(?:.*?eta: (\S+))?.*?\bloss: ([0-9.]+)')
-_CONDITION_PROGRESS = re.compile(r'condition (\d+/\d+): (.+)$')
+SPLIT_FILE = 'ImageSets/SegmentationContext/{}.txt'
 
 
 class DemoError(RuntimeError):
@@ -124,17 +159,17 @@ def _tail(path: str, lines: int = 20) -> str:
         return ''
 
 
-def _run_tool(stage: str, args: list[str], log_path: str,
-              threads: int | None = None) -> None:
-    """Run ``python tools/...`` with output to ``log_path``, show progress.
+def _run_tool(stage: str, args: list[str], log_path: str, threads: int,
+              echo: bool = False) -> None:
+    """Run ``python tools/...`` with output to ``log_path``.
 
     Args:
         stage (str): Stage name, for messages.
         args (list[str]): The tool's path and its arguments.
         log_path (str): Where the tool's output goes.
-        threads (int, optional): CPU threads for the tool, unless the
-            environment already sets ``OMP_NUM_THREADS``. Defaults to None
-            (the libraries' own choice).
+        threads (int): CPU threads for the tool, unless the environment
+            already sets ``OMP_NUM_THREADS``.
+        echo (bool): Print the tool's training progress. Defaults to False.
 
     Raises:
         DemoError: If the tool is missing or exits with a non-zero status;
@@ -149,8 +184,7 @@ def _run_tool(stage: str, args: list[str], log_path: str,
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO, env.get('PYTHONPATH')) if p)
     env.setdefault('PYTHONUNBUFFERED', '1')
-    if threads is not None:
-        env.setdefault('OMP_NUM_THREADS', str(threads))
+    env.setdefault('OMP_NUM_THREADS', str(threads))
     with open(log_path, 'w', encoding='utf-8') as log:
         log.write('$ ' + ' '.join([sys.executable, *args]) + '\n')
         log.flush()
@@ -158,7 +192,7 @@ def _run_tool(stage: str, args: list[str], log_path: str,
                                 env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         try:
-            _follow(proc, log_path, stage)
+            _follow(proc, log_path, stage, echo)
         except BaseException:
             proc.kill()
             proc.wait()
@@ -170,54 +204,21 @@ def _run_tool(stage: str, args: list[str], log_path: str,
             f'{_tail(log_path)}')
 
 
-def _follow(proc: subprocess.Popen, log_path: str, stage: str) -> None:
+def _follow(proc: subprocess.Popen, log_path: str, stage: str,
+            echo: bool) -> None:
     """Wait for ``proc``, echoing training progress from its log."""
     with open(log_path, encoding='utf-8', errors='replace') as log:
         while True:
             done = proc.poll() is not None
             for line in log:
-                match = _TRAIN_PROGRESS.search(line)
+                match = _TRAIN_PROGRESS.search(line) if echo else None
                 if match:
                     eta = f'  eta {match[3]}' if match[3] else ''
                     print(f'      {stage}: iter {match[1]}/{match[2]}  '
                           f'loss {match[4]}{eta}', flush=True)
-                match = _CONDITION_PROGRESS.search(line)
-                if match:
-                    print(f'      {stage}: condition {match[1]} '
-                          f'{match[2].strip()}', flush=True)
             if done:
                 return
-            time.sleep(0.5)
-
-
-def _publish_checkpoint(train_dir: str, dst: str) -> None:
-    """Copy the checkpoint a training run ended with to ``dst``."""
-    pointer = osp.join(train_dir, 'last_checkpoint')
-    try:
-        with open(pointer, encoding='utf-8') as f:
-            src = f.read().strip()
-    except OSError as err:
-        raise DemoError(f'training in {train_dir} finished without a '
-                        f'checkpoint ({pointer} missing)') from err
-    # Copy then rename, so that ``dst`` exists only when complete.
-    shutil.copyfile(src, dst + '.part')
-    os.replace(dst + '.part', dst)
-
-
-def _latest_test_metrics(test_dir: str) -> dict:
-    """The metrics MMEngine's logger dumped for the newest test run."""
-    found = sorted(glob.glob(osp.join(test_dir, '*', '*.json')),
-                   key=osp.getmtime)
-    for path in reversed(found):
-        with open(path, encoding='utf-8') as f:
-            try:
-                metrics = json.load(f)
-            except json.JSONDecodeError:
-                continue
-        if isinstance(metrics, dict) and 'mIoU' in metrics:
-            return metrics
-    raise DemoError(f'no test metrics (a JSON file with mIoU) under '
-                    f'{test_dir}')
+            time.sleep(0.3)
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -232,21 +233,41 @@ def _read_json(path: str) -> dict:
         return json.load(f)
 
 
-def parameter_deviation(pretrained: str, finetuned: str,
-                        config: str) -> dict[str, float]:
-    """L2 distance of the fine-tuned parameters from the pre-trained ones.
+def _newest_with_miou(paths: list[str], what: str) -> dict:
+    """The last JSON record holding ``mIoU`` in the newest of ``paths``.
+
+    MMEngine writes one JSON object per line (``scalars.json``) or one per
+    file (a test run's metrics); both are read here.
+    """
+    for path in sorted(paths, key=osp.getmtime, reverse=True):
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+        for line in reversed(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and 'mIoU' in record:
+                return record
+    raise DemoError(f'no {what} (a JSON record with mIoU) found')
+
+
+def parameter_deviation(pretrained: str, finetuned: list[str],
+                        config: str) -> list[dict[str, float]]:
+    """L2 distance of fine-tuned parameters from the pre-trained ones.
 
     Only the model's parameters count (not BN statistics or other buffers).
 
     Args:
         pretrained (str): Checkpoint fine-tuning started from.
-        finetuned (str): Checkpoint fine-tuning ended with.
+        finetuned (list[str]): Checkpoints fine-tuning ended with.
         config (str): Config that builds the model, to know which
             state-dict entries are parameters.
 
     Returns:
-        dict[str, float]: ``abs`` = |theta - theta_pre| over all parameters
-        and ``rel`` = ``abs`` / |theta_pre|.
+        list[dict[str, float]]: Per fine-tuned checkpoint, ``abs`` =
+        |theta - theta_pre| over all parameters and ``rel`` = ``abs`` /
+        |theta_pre|.
     """
     import torch
     from mmengine.config import Config
@@ -263,53 +284,44 @@ def parameter_deviation(pretrained: str, finetuned: str,
         model = MODELS.build(cfg.model)
     names = [name for name, _ in model.named_parameters()]
     start = torch.load(pretrained, map_location='cpu')['state_dict']
-    end = torch.load(finetuned, map_location='cpu')['state_dict']
-    missing = [n for n in names if n not in start or n not in end]
-    if missing:
-        raise DemoError(f'checkpoints lack parameters {missing[:3]}...; '
-                        f'were {pretrained} and {finetuned} trained with '
-                        f'{config}?')
-    diff_sq = sum(
-        float(((end[n].double() - start[n].double())**2).sum())
-        for n in names)
     start_sq = sum(float((start[n].double()**2).sum()) for n in names)
-    return {'abs': diff_sq**0.5, 'rel': (diff_sq / start_sq)**0.5}
+    result = []
+    for path in finetuned:
+        end = torch.load(path, map_location='cpu')['state_dict']
+        missing = [n for n in names if n not in start or n not in end]
+        if missing:
+            raise DemoError(f'checkpoints lack parameters {missing[:3]}...; '
+                            f'were {pretrained} and {path} trained with '
+                            f'{config}?')
+        diff_sq = sum(
+            float(((end[n].double() - start[n].double())**2).sum())
+            for n in names)
+        result.append({'abs': diff_sq**0.5, 'rel': (diff_sq / start_sq)**0.5})
+    return result
 
 
-def _robustness_value(report: dict, key: str) -> float | None:
-    """The mIoU entry of ``summary[key]`` (``'mPC'``, ``'rPC'``) in a
-    ``robustness.json`` written by ``tools/test_corruption.py``."""
-    value = report.get('summary', {}).get(key)
-    if isinstance(value, dict):
-        value = value.get('mIoU')
-    return None if value is None else float(value)
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (NaN for a single value)."""
+    if not values:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    var = sum((v - mean)**2 for v in values) / (len(values) - 1)
+    return mean, var**0.5
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return '-' if value is None else f'{value:.{digits}f}'
+def _cell(values: list[float], digits: int = 1) -> str:
+    mean, std = mean_std(values)
+    if math.isnan(mean):
+        return '-'
+    if math.isnan(std):
+        return f'{mean:.{digits}f}'
+    return f'{mean:.{digits}f} ± {std:.{digits}f}'
 
 
-def _pct(value: float | None, digits: int) -> str:
-    return '-' if value is None else f'{value * 100:.{digits}f}%'
-
-
-def format_table(rows: list[dict]) -> str:
-    """The side-by-side table as Markdown."""
-    header = ('| Model | clean mIoU (B) | mPC | rPC | '
-              '\\|theta - theta_pre\\| | relative |')
-    lines = [header, '|' + '---|' * 6]
-    for row in rows:
-        cells = [
-            row['name'],
-            _num(row.get('mIoU')),
-            _num(row.get('mPC')),
-            _num(row.get('rPC'), 1) + ('%' if row.get('rPC') is not None
-                                       else ''),
-            _num(row.get('dev_abs'), 3),
-            _pct(row.get('dev_rel'), 2),
-        ]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+def _label(corruption: str) -> str:
+    return corruption.replace('_', ' ')
 
 
 class Demo:
@@ -318,129 +330,30 @@ class Demo:
     Args:
         work_dir (str): Where everything goes.
         settings (dict): :data:`FULL` or :data:`QUICK`.
-        corruption (bool): Whether to run the corruption benchmark.
-            Defaults to True.
         jobs (int): How many stages may run at once. Defaults to 2.
     """
 
-    def __init__(self,
-                 work_dir: str,
-                 settings: dict,
-                 corruption: bool = True,
-                 jobs: int = 2):
+    def __init__(self, work_dir: str, settings: dict, jobs: int = 2):
         if jobs < 1:
             raise DemoError(f'Invalid jobs: {jobs}; expected >= 1')
         self.jobs = jobs
-        # Share the cores between the stages that run at once: more
-        # threads than cores slows small models down several times.
+        # Share the cores between the stages that run at once: with more
+        # threads than free cores, a small model trains up to ten times
+        # slower (measured on a loaded 2-core machine).
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.work_dir = osp.abspath(work_dir)
         self.settings = settings
-        self.corruption = corruption
-        self.data_dir = osp.join(self.work_dir, 'data')
         self.log_dir = osp.join(self.work_dir, 'logs')
-        self.pretrained = osp.join(self.work_dir, 'pretrain_A',
-                                   'pretrained_A.pth')
         self.timings: dict[str, float | None] = {}
         self.skipped: list[str] = []
+
+    # -- paths -------------------------------------------------------------
 
     def path(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
 
-    def _data_root(self, domain: str) -> str:
-        return osp.join(self.data_dir, f'domain_{domain}')
-
-    def _data_options(self, domain: str) -> list[str]:
-        root = self._data_root(domain)
-        return [
-            f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader',
-                           'test_dataloader')
-        ]
-
-    @staticmethod
-    def _iter_options(iters: int | None) -> list[str]:
-        if iters is None:
-            return []
-        return [
-            f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={iters}',
-            'default_hooks.logger.interval=1'
-        ]
-
-    def _check_settings(self) -> None:
-        """Refuse a work dir that holds a run with other settings."""
-        os.makedirs(self.log_dir, exist_ok=True)
-        path = self.path('demo_settings.json')
-        current = {**self.settings, 'corruption': self.corruption}
-        if osp.exists(path):
-            previous = _read_json(path)
-            previous.pop('corruption', None)
-            wanted = dict(self.settings)
-            if previous != wanted:
-                raise DemoError(
-                    f'{self.work_dir} holds a demo run with other settings '
-                    f'({path}); pass another --work-dir, or delete it to '
-                    'start over')
-        _write_json(path, current)
-
-    # -- stage bodies ------------------------------------------------------
-
-    def _gen_data(self, log: str) -> None:
-        from mmspd.datasets.demo_data import DOMAINS, generate_demo_dataset
-        s = self.settings
-        with open(log, 'w', encoding='utf-8') as f:
-            for domain in DOMAINS:
-                root = self._data_root(domain)
-                # Different seeds: the domains share no scene.
-                names = generate_demo_dataset(
-                    root, domain=domain,
-                    num_train=s[f'num_train_{domain.lower()}'],
-                    num_val=s['num_val'], size=s['size'],
-                    seed=DOMAINS.index(domain))
-                f.write(f'domain {domain}: {len(names["train"])} train, '
-                        f'{len(names["val"])} val samples in {root}\n')
-
-    def _train(self, stage: str, config: str, train_dir: str, domain: str,
-               iters: int | None, dst: str,
-               load_from: str | None = None) -> None:
-        options = self._data_options(domain) + self._iter_options(iters)
-        if load_from is not None:
-            options.append(f'load_from={load_from}')
-        self._tool(stage, [
-            osp.join(REPO, 'tools', 'train.py'), config, '--work-dir',
-            train_dir, '--cfg-options', *options
-        ])
-        _publish_checkpoint(train_dir, dst)
-
-    def _test(self, stage: str, config: str, ckpt: str,
-              test_dir: str) -> None:
-        self._tool(stage, [
-            osp.join(REPO, 'tools', 'test.py'), config, ckpt, '--work-dir',
-            test_dir, '--cfg-options', *self._data_options('B')
-        ])
-        _write_json(osp.join(test_dir, 'metrics.json'),
-                    _latest_test_metrics(test_dir))
-
-    def _corrupt(self, stage: str, config: str, ckpt: str,
-                 out_dir: str) -> None:
-        self._tool(stage, [
-            osp.join(REPO, 'tools', 'test_corruption.py'), config, ckpt,
-            '--work-dir', out_dir, '--severities',
-            *self.settings['severities'], '--cfg-options',
-            *self._data_options('B')
-        ])
-
-    def _compare(self, log: str) -> None:
-        self._tool('compare', [
-            osp.join(REPO, 'tools', 'robustness_table.py'),
-            *[self._robustness_json(m) for m in FINETUNE_CONFIGS],
-            '--names', *FINETUNE_CONFIGS, '--out-dir',
-            self.path('comparison')
-        ])
-
-    def _tool(self, stage: str, args: list[str]) -> None:
-        _run_tool(stage, args, self._log(stage), self.threads)
+    def data_root(self, domain: str) -> str:
+        return self.path('data', domain)
 
     def _marker(self, stage: str) -> str:
         # Written after a stage succeeds: some tools write their outputs
@@ -450,112 +363,425 @@ class Demo:
     def _log(self, stage: str) -> str:
         return osp.join(self.log_dir, f'{stage}.log')
 
-    def _finetuned(self, method: str) -> str:
-        return self.path(f'finetune_{method.lower()}', 'finetuned_B.pth')
+    def _result(self, run: str) -> str:
+        """A training run's record: checkpoint, val mIoU, lambda."""
+        return self.path('runs', run, 'result.json')
 
-    def _metrics(self, name: str) -> str:
-        return self.path(f'test_{name.lower()}', 'metrics.json')
+    def _selection(self, method: Method) -> str:
+        return self.path('runs', f'select_{method.key}.json')
 
-    def _robustness_json(self, method: str) -> str:
-        return self.path(f'corruption_{method.lower()}', 'robustness.json')
+    def _robustness(self, model: str) -> str:
+        return self.path('eval', model, 'corruption', 'robustness.json')
+
+    def _ood(self, model: str) -> str:
+        return self.path('eval', model, 'ood', 'metrics.json')
+
+    @staticmethod
+    def grid_run(method: Method, lam: float, seed: int) -> str:
+        return f'{method.key}_lam{lam:g}_s{seed}'
+
+    @staticmethod
+    def model_name(method: Method, seed: int) -> str:
+        return f'{method.key}_s{seed}'
+
+    def chosen_lambda(self, method: Method) -> float:
+        return float(_read_json(self._selection(method))['chosen'])
+
+    def final_run(self, method: Method, seed: int) -> str:
+        """The training run behind the seed's model of ``method``.
+
+        For a tuned method, the first seed's model is the grid run with the
+        chosen lambda.
+        """
+        if method.tuned and seed == self.settings['seeds'][0]:
+            return self.grid_run(method, self.chosen_lambda(method), seed)
+        return self.model_name(method, seed)
+
+    def checkpoint(self, model: str) -> str:
+        """Checkpoint of ``'pre-trained'`` or a model name."""
+        if model == PRETRAINED:
+            return _read_json(self._result('pretrain'))['checkpoint']
+        for method in METHODS:
+            for seed in self.settings['seeds']:
+                if model == self.model_name(method, seed):
+                    run = self.final_run(method, seed)
+                    return _read_json(self._result(run))['checkpoint']
+        raise KeyError(model)
+
+    # -- tool command lines -------------------------------------------------
+
+    def _data_options(self, loader: str, domain: str,
+                      split: str) -> list[str]:
+        return [
+            f'{loader}.dataset.data_root={self.data_root(domain)}',
+            f'{loader}.dataset.ann_file={SPLIT_FILE.format(split)}',
+        ]
+
+    def _train_options(self, domain: str, iters: int | None) -> list[str]:
+        options = (self._data_options('train_dataloader', domain, 'train') +
+                   self._data_options('val_dataloader', domain, 'val') +
+                   # A run is never resumed half-way (its stage re-runs),
+                   # so the optimizer state need not be saved.
+                   ['default_hooks.checkpoint.save_optimizer=False'])
+        if iters is not None:
+            options += [
+                f'train_cfg.max_iters={iters}',
+                f'train_cfg.val_interval={iters}',
+                f'default_hooks.checkpoint.interval={iters}',
+                'default_hooks.logger.interval=1'
+            ]
+        return options
+
+    def _tool(self, stage: str, args: list[str], echo: bool = False) -> None:
+        _run_tool(stage, [osp.join(REPO, 'tools', args[0]), *args[1:]],
+                  self._log(stage), self.threads, echo)
+
+    def _train(self, stage: str, config: str, run: str, options: list[str],
+               lam: float | None = None, echo: bool = False) -> None:
+        work = self.path('runs', run)
+        self._tool(stage, ['train.py', config, '--work-dir', work,
+                           '--cfg-options', *options], echo=echo)
+        pointer = osp.join(work, 'last_checkpoint')
+        try:
+            with open(pointer, encoding='utf-8') as f:
+                checkpoint = f.read().strip()
+        except OSError as err:
+            raise DemoError(f'training in {work} finished without a '
+                            f'checkpoint ({pointer} missing)') from err
+        scalars = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
+        val = _newest_with_miou(scalars, f'validation result in {work}')
+        _write_json(self._result(run), {
+            'checkpoint': checkpoint,
+            'val_mIoU': val['mIoU'],
+            'lambda': lam,
+        })
+
+    def _pretrain(self, log: str) -> None:
+        s = self.settings
+        self._train('pretrain', PRETRAIN_CONFIG, 'pretrain',
+                    self._train_options('broad', s['pretrain_iters']),
+                    echo=True)
+
+    def _finetune(self, stage: str, method: Method, seed: int, run: str,
+                  lam: float | None) -> None:
+        options = self._train_options('target', self.settings[
+            'finetune_iters']) + [
+                f'load_from={self.checkpoint(PRETRAINED)}',
+                f'randomness.seed={seed}'
+            ]
+        if lam is not None:
+            options.append(f'optim_wrapper.optimizer.weight_decay={lam!r}')
+        self._train(stage, method.config, run, options, lam=lam)
+
+    def _test_options(self, domain: str) -> list[str]:
+        return self._data_options('test_dataloader', domain, 'test') + [
+            # 64x64 images stack without padding: batches are cheaper.
+            'test_dataloader.batch_size=8'
+        ]
+
+    def _eval_corruption(self, stage: str, model: str, config: str) -> None:
+        self._tool(stage, [
+            'test_corruption.py', config, self.checkpoint(model),
+            '--work-dir', osp.dirname(self._robustness(model)),
+            '--severities', *map(str, self.settings['severities']),
+            '--cfg-options', *self._test_options('target')
+        ])
+
+    def _eval_ood(self, stage: str, model: str, config: str) -> None:
+        out = osp.dirname(self._ood(model))
+        self._tool(stage, [
+            'test.py', config, self.checkpoint(model), '--work-dir', out,
+            '--cfg-options', *self._test_options('ood')
+        ])
+        found = glob.glob(osp.join(out, '*', '*.json'))
+        _write_json(self._ood(model),
+                    _newest_with_miou(found, f'test metrics under {out}'))
+
+    def _select(self, method: Method) -> None:
+        """Choose lambda by the first seed's target val mIoU."""
+        seed = self.settings['seeds'][0]
+        scores = {
+            str(lam): _read_json(self._result(
+                self.grid_run(method, lam, seed)))['val_mIoU']
+            for lam in self.settings['grids'][method.key]
+        }
+        # The first of equal scores wins: the grid's order breaks ties.
+        chosen = max(scores, key=scores.get)
+        _write_json(self._selection(method), {
+            'seed': seed, 'val_mIoU': scores, 'chosen': float(chosen)})
+
+    def _gen_data(self, log: str) -> None:
+        counts = self.settings['counts']
+        with open(log, 'w', encoding='utf-8') as f:
+            for domain, splits in counts.items():
+                names = generate_demo_dataset(
+                    self.data_root(domain), domain=domain,
+                    num_train=splits.get('train', 0),
+                    num_val=splits.get('val', 0),
+                    num_test=splits.get('test', 0),
+                    size=self.settings['size'])
+                written = ', '.join(f'{len(v)} {k}'
+                                    for k, v in names.items())
+                f.write(f'{domain}: {written} in {self.data_root(domain)}\n')
+
+    # -- stages ------------------------------------------------------------
+
+    def _check_settings(self) -> None:
+        """Refuse a work dir that holds a run with other settings."""
+        os.makedirs(self.log_dir, exist_ok=True)
+        path = self.path('demo_settings.json')
+        if osp.exists(path) and _read_json(path) != self.settings:
+            raise DemoError(
+                f'{self.work_dir} holds a demo run with other settings '
+                f'({path}); pass another --work-dir, or delete it to start '
+                'over')
+        _write_json(path, self.settings)
 
     def stages(self) -> list[Stage]:
-        """The demo's stages in a valid order, with their dependencies."""
+        """The demo's stages in a good order, with their dependencies."""
         s = self.settings
+        seeds, first = s['seeds'], s['seeds'][0]
         data_outputs = [
-            osp.join(self._data_root(d), 'ImageSets', 'SegmentationContext',
-                     f'{split}.txt') for d in 'AB'
-            for split in ('train', 'val')
+            osp.join(self.data_root(domain), SPLIT_FILE.format(split))
+            for domain, split in (('broad', 'train'), ('target', 'train'),
+                                  ('target', 'test'), ('ood', 'test'))
         ]
         stages = [
             Stage('data', data_outputs, self._gen_data),
-            Stage(
-                'pretrain_A', [self.pretrained],
-                lambda log: self._train(
-                    'pretrain_A', PRETRAIN_CONFIG, self.path('pretrain_A'),
-                    'A', s['pretrain_iters'], self.pretrained),
-                deps=('data', )),
+            Stage('pretrain', [self._result('pretrain')], self._pretrain,
+                  deps=('data', )),
         ]
-        for method, config in FINETUNE_CONFIGS.items():
-            name = f'finetune_{method.lower()}'
+
+        def finetune(method, seed, run, lam, deps):
+            name = f'finetune_{run}'
             stages.append(
-                Stage(
-                    name, [self._finetuned(method)],
-                    lambda log, n=name, c=config, m=method: self._train(
-                        n, c, self.path(n), 'B', s['finetune_iters'],
-                        self._finetuned(m), load_from=self.pretrained),
-                    deps=('pretrain_A', )))
-        tests = [('pretrained', PRETRAIN_CONFIG, self.pretrained,
-                  'pretrain_A')]
-        tests += [(m, c, self._finetuned(m), f'finetune_{m.lower()}')
-                  for m, c in FINETUNE_CONFIGS.items()]
-        for name, config, ckpt, dep in tests:
-            stage = f'test_{name.lower()}'
+                Stage(name, [self._result(run)],
+                      lambda log: self._finetune(
+                          name, method, seed, run,
+                          self.chosen_lambda(method) if lam == 'chosen' else
+                          lam),
+                      deps=deps))
+            return name
+
+        # Grid runs first: the other seeds of tuned methods wait for them.
+        for method in METHODS:
+            if not method.tuned:
+                continue
+            grid = [
+                finetune(method, first, self.grid_run(method, lam, first),
+                         lam, ('pretrain', )) for lam in s['grids'][method.key]
+            ]
             stages.append(
-                Stage(
-                    stage, [self._metrics(name)],
-                    lambda log, n=stage, c=config, k=ckpt: self._test(
-                        n, c, k, self.path(n)),
-                    deps=(dep, )))
-        if self.corruption:
-            for method, config in FINETUNE_CONFIGS.items():
-                stage = f'corruption_{method.lower()}'
-                stages.append(
-                    Stage(
-                        stage, [self._robustness_json(method)],
-                        lambda log, n=stage, c=config, m=method: self.
-                        _corrupt(n, c, self._finetuned(m), self.path(n)),
-                        deps=(f'finetune_{method.lower()}', )))
-            stages.append(
-                Stage(
-                    'compare', [self.path('comparison', 'comparison.md')],
-                    self._compare,
-                    deps=tuple(f'corruption_{m.lower()}'
-                               for m in FINETUNE_CONFIGS)))
+                Stage(f'select_{method.key}', [self._selection(method)],
+                      lambda log, m=method: self._select(m),
+                      deps=tuple(grid)))
+        for method in METHODS:
+            for seed in seeds:
+                if not method.tuned:
+                    finetune(method, seed, self.model_name(method, seed),
+                             None, ('pretrain', ))
+                elif seed != first:
+                    finetune(method, seed, self.model_name(method, seed),
+                             'chosen', (f'select_{method.key}', ))
+
+        models = [(PRETRAINED, PRETRAIN_CONFIG, 'pretrain')]
+        for method in METHODS:
+            for seed in seeds:
+                run = self.model_name(method, seed)
+                dep = (f'select_{method.key}' if method.tuned
+                       and seed == first else f'finetune_{run}')
+                models.append((run, method.config, dep))
+        for model, config, dep in models:
+            stages += [
+                Stage(f'corruption_{model}', [self._robustness(model)],
+                      lambda log, m=model, c=config: self._eval_corruption(
+                          f'corruption_{m}', m, c),
+                      deps=(dep, )),
+                Stage(f'ood_{model}', [self._ood(model)],
+                      lambda log, m=model, c=config: self._eval_ood(
+                          f'ood_{m}', m, c),
+                      deps=(dep, )),
+            ]
         return stages
 
-    def summarize(self) -> tuple[list[dict], str]:
-        """Collect the numbers, write ``summary.md`` / ``summary.json``."""
-        rows = [{
-            'name': 'pre-trained on A (no fine-tuning)',
-            'mIoU': _read_json(self._metrics('pretrained'))['mIoU'],
-        }]
-        for method, config in FINETUNE_CONFIGS.items():
-            row = {
-                'name': f'fine-tuned on B, {method}',
-                'mIoU': _read_json(self._metrics(method))['mIoU'],
+    # -- summary -----------------------------------------------------------
+
+    def _model_numbers(self, model: str) -> dict:
+        """ID, OOD, per-corruption means, mPC and rPC of one model."""
+        from mmspd.evaluation import RobustnessResults
+        results = RobustnessResults.load(self._robustness(model))
+        summary = results.summary()
+        severity = {
+            corruption: {
+                str(c['severity']): c['mIoU']
+                for c in results.conditions if c['corruption'] == corruption
             }
-            if self.corruption:
-                report = _read_json(self._robustness_json(method))
-                row['mPC'] = _robustness_value(report, 'mPC')
-                row['rPC'] = _robustness_value(report, 'rPC')
-            dev = parameter_deviation(self.pretrained,
-                                      self._finetuned(method), config)
-            row['dev_abs'], row['dev_rel'] = dev['abs'], dev['rel']
-            rows.append(row)
-        table = format_table(rows)
-        notes = [
-            '',
-            ('mIoU, mPC in percent on domain B val; mPC = mean over '
-             'corruptions and severities; rPC = mPC / clean mIoU; '
-             'deviation = L2 norm over all parameters from the domain-A '
-             'model (relative: divided by its norm).'),
+            for corruption in results.corruptions
+        }
+        return {
+            'ID': results.clean['mIoU'],
+            'OOD': _read_json(self._ood(model))['mIoU'],
+            'corruptions': {
+                c: v['mIoU']
+                for c, v in summary['per_corruption'].items()
+            },
+            'severity': severity,
+            'mPC': summary['mPC']['mIoU'],
+            'rPC': summary['rPC']['mIoU'],
+        }
+
+    def collect(self) -> dict:
+        """Every model's numbers, the lambda grids and the deviations."""
+        seeds = self.settings['seeds']
+        rows = {PRETRAINED: [dict(self._model_numbers(PRETRAINED),
+                                  deviation=0.0)]}
+        grids = {}
+        names = [self.model_name(m, s) for m in METHODS for s in seeds]
+        deviations = parameter_deviation(
+            self.checkpoint(PRETRAINED),
+            [self.checkpoint(name) for name in names], PRETRAIN_CONFIG)
+        dev = dict(zip(names, deviations))
+        for method in METHODS:
+            rows[method.name] = []
+            for seed in seeds:
+                name = self.model_name(method, seed)
+                record = _read_json(self._result(self.final_run(method,
+                                                                seed)))
+                rows[method.name].append(
+                    dict(self._model_numbers(name), seed=seed,
+                         lam=record['lambda'], val_mIoU=record['val_mIoU'],
+                         deviation=100 * dev[name]['rel'],
+                         deviation_abs=dev[name]['abs']))
+            if method.tuned:
+                grids[method.name] = _read_json(self._selection(method))
+        return {'rows': rows, 'grids': grids}
+
+    def format_summary(self, data: dict) -> str:
+        """``summary.md``: the table, the lambda choice, what it means."""
+        rows, grids = data['rows'], data['grids']
+        corruptions = list(rows[PRETRAINED][0]['corruptions'])
+        header = (['Model', 'λ', 'ID', 'OOD'] +
+                  [_label(c) for c in corruptions] +
+                  ['mPC', 'rPC (%)', 'deviation (%)'])
+        lines = ['| ' + ' | '.join(header) + ' |',
+                 '|---|---|' + '---:|' * (len(header) - 2)]
+        for name, runs in rows.items():
+            method = next((m for m in METHODS if m.name == name), None)
+            lam = (f'{grids[name]["chosen"]:g}' if method and method.tuned
+                   else '-')
+            cells = [name, lam, _cell([r['ID'] for r in runs]),
+                     _cell([r['OOD'] for r in runs])]
+            cells += [_cell([r['corruptions'][c] for r in runs])
+                      for c in corruptions]
+            cells += [_cell([r['mPC'] for r in runs]),
+                      _cell([r['rPC'] for r in runs]),
+                      _cell([r['deviation'] for r in runs], 2)]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+        s = self.settings
+        seeds = ', '.join(map(str, s['seeds']))
+        out = [
+            '# mmspd demo: broad pre-training, narrow fine-tuning', '',
+            *lines, '',
+            f'Fine-tuned rows: mean ± sample std over seeds {seeds}; the '
+            'pre-trained row is one model. mIoU in %. ID: the target\'s '
+            'clean test split. OOD: scenes in held-out appearances. '
+            'Corruption columns: mIoU on the target test split averaged '
+            'over severities ' + ', '.join(map(str, s['severities'])) +
+            '; mPC: their mean; rPC = 100 mPC / ID. Deviation: '
+            '|theta - theta_pre| / |theta_pre| over all parameters, in %.',
+            '', '## Lambda, chosen on the target val split (seed '
+            f'{s["seeds"][0]})', '', '| Method | ' +
+            ' | '.join(f'grid value {i + 1}' for i in range(
+                max(len(g['val_mIoU']) for g in grids.values()))) +
+            ' | chosen |', '|---|' + '---:|' * (1 + max(
+                len(g['val_mIoU']) for g in grids.values()))
         ]
-        if self.corruption:
-            notes.append('Per corruption: comparison/comparison.md.')
-        text = table + '\n' + '\n'.join(notes) + '\n'
+        for name, grid in grids.items():
+            cells = [f'λ={lam}: {miou:.2f}'
+                     for lam, miou in grid['val_mIoU'].items()]
+            out.append(f'| {name} | ' + ' | '.join(cells) +
+                       f' | {grid["chosen"]:g} |')
+        out += ['', 'Figures: severity.png (mIoU against severity), '
+                'ood_vs_deviation.png (OOD mIoU against deviation). Every '
+                "run's numbers: summary.json."]
+        return '\n'.join(out) + '\n'
+
+    def plot(self, data: dict) -> list[str]:
+        """``severity.png`` and ``ood_vs_deviation.png``."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        rows = data['rows']
+        corruptions = list(rows[PRETRAINED][0]['corruptions'])
+        colours = dict(zip(rows, ('black', 'tab:blue', 'tab:orange',
+                                  'tab:green')))
+        figure = Figure(figsize=(3.2 * len(corruptions), 3.4))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, len(corruptions), squeeze=False)[0]
+        for ax, corruption in zip(axes, corruptions):
+            for name, runs in rows.items():
+                levels = sorted(runs[0]['severity'][corruption], key=int)
+                xs = [0] + [int(level) for level in levels]
+                stats = [mean_std([r['ID'] for r in runs])] + [
+                    mean_std([r['severity'][corruption][level]
+                              for r in runs]) for level in levels
+                ]
+                means = [m for m, _ in stats]
+                ax.plot(xs, means, marker='o', markersize=3,
+                        color=colours[name], label=name,
+                        linestyle='--' if name == PRETRAINED else '-')
+                if len(runs) > 1:
+                    ax.fill_between(xs, [m - d for m, d in stats],
+                                    [m + d for m, d in stats],
+                                    color=colours[name], alpha=0.15)
+            ax.set_title(_label(corruption), fontsize=9)
+            ax.set_xlabel('severity (0: clean)')
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel('target test mIoU (%)')
+        axes[-1].legend(fontsize=7)
+        figure.tight_layout()
+        severity = self.path('severity.png')
+        figure.savefig(severity, dpi=100)
+
+        figure = Figure(figsize=(5, 4))
+        FigureCanvasAgg(figure)
+        ax = figure.add_subplot()
+        for name, runs in rows.items():
+            xs = [r['deviation'] for r in runs]
+            ys = [r['OOD'] for r in runs]
+            ax.scatter(xs, ys, color=colours[name], alpha=0.5, s=18)
+            (mx, sx), (my, sy) = mean_std(xs), mean_std(ys)
+            ax.errorbar(mx, my, xerr=0 if math.isnan(sx) else sx,
+                        yerr=0 if math.isnan(sy) else sy, fmt='o',
+                        color=colours[name], capsize=3, label=name)
+        ax.set_xlabel('deviation from pre-trained weights (%)')
+        ax.set_ylabel('OOD mIoU (%)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figure.tight_layout()
+        scatter = self.path('ood_vs_deviation.png')
+        figure.savefig(scatter, dpi=100)
+        return [severity, scatter]
+
+    def summarize(self) -> str:
+        """Collect the numbers; write ``summary.md``, ``.json``, figures."""
+        data = self.collect()
+        text = self.format_summary(data)
         with open(self.path('summary.md'), 'w', encoding='utf-8') as f:
             f.write(text)
+        self.plot(data)
         _write_json(self.path('summary.json'), {
-            'rows': rows,
+            **data,
             'settings': self.settings,
             'stage_seconds': self.timings,
             'stages_skipped_this_run': self.skipped,
         })
-        return rows, text
+        return text
+
+    # -- running -----------------------------------------------------------
 
     def run(self) -> str:
-        """Run every stage not yet done; return the summary table.
+        """Run every stage not yet done; return the summary.
 
         Up to ``jobs`` stages whose dependencies are done run at once. After
         a failure no new stage starts; those running are let finish, so
@@ -590,9 +816,7 @@ class Demo:
             running = {}
             while pending or running:
                 while not errors and len(running) < self.jobs:
-                    ready = [
-                        st for st in pending if set(st.deps) <= done
-                    ]
+                    ready = [st for st in pending if set(st.deps) <= done]
                     if not ready:
                         break
                     stage = ready[0]
@@ -621,7 +845,7 @@ class Demo:
         if errors:
             raise errors[0]
         print(f'[{total}/{total}] summary', flush=True)
-        _, text = self.summarize()
+        text = self.summarize()
         print(f'\nDemo finished in {_fmt_time(time.time() - start)}; '
               f'outputs in {self.work_dir}\n')
         print(text)
@@ -630,23 +854,22 @@ class Demo:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='CPU demo: pre-train on synthetic domain A, fine-tune on '
-        'domain B with AdamW and with AdamSPD, compare clean and corrupted '
-        'mIoU and the distance from the pre-trained weights')
+        description='CPU demo: pre-train on a broad mixture of synthetic '
+        'appearances, fine-tune on one narrow target appearance with AdamW, '
+        'L2-SP and Adam-SPD (three seeds each), compare in-distribution, '
+        'out-of-distribution and corrupted mIoU and the distance from the '
+        'pre-trained weights')
     parser.add_argument(
         '--work-dir', default=osp.join('work_dirs', 'demo'),
         help='where all outputs go (default: %(default)s)')
     parser.add_argument(
         '--quick', action='store_true',
-        help='tiny data and a few iterations: checks that every stage runs '
-        '(about a minute); the numbers mean nothing')
+        help='tiny data, two seeds, a few iterations: checks that every '
+        'stage runs (about a minute); the numbers mean nothing')
     parser.add_argument(
         '--jobs', type=int, default=2,
         help='stages run at once when their inputs are ready; each gets '
         'CPU cores / JOBS threads (default: %(default)s)')
-    parser.add_argument(
-        '--no-corruption', action='store_true',
-        help='skip the corruption benchmark (clean mIoU and deviation only)')
     return parser.parse_args(argv)
 
 
@@ -654,7 +877,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         demo = Demo(args.work_dir, QUICK if args.quick else FULL,
-                    corruption=not args.no_corruption, jobs=args.jobs)
+                    jobs=args.jobs)
         demo.run()
     except DemoError as err:
         print(f'error: {err}', file=sys.stderr)

@@ -101,7 +101,9 @@ fi
 
 log "installing mmspd (editable) and its dependencies"
 # The mmcv wheel was installed without its dependencies; list them here.
-pip install -q 'setuptools>=77' addict packaging Pillow pyyaml yapf \
+# setuptools: torch 2.13 asks for >= 77.0.3; MMEngine needs pkg_resources to
+# resolve the configs' `mmseg::` bases, and setuptools 82 removed it.
+pip install -q 'setuptools>=77,<82' addict packaging Pillow pyyaml yapf \
     -e "$repo[tests]"
 
 log "checking the stack"
@@ -114,6 +116,8 @@ import mmseg
 import torch
 
 import mmspd
+from mmspd.utils import check_pkg_resources
+check_pkg_resources()  # the configs' `mmseg::` bases resolve
 print(f'[setup] ok: torch {torch.__version__}, mmcv {mmcv.__version__} '
       f'(ops), mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, '
       f'mmspd {mmspd.__version__}')

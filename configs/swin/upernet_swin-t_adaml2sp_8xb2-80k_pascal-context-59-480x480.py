@@ -32,4 +32,4 @@ optim_wrapper = dict(
     optimizer=dict(
         _delete_=True,
         type='AdamL2SP', lr=6e-5, betas=(0.9, 0.999), eps=1e-8,
-            weight_decay=0.01))
+        weight_decay=0.01))

@@ -11,10 +11,13 @@ optim_wrapper = dict(
     optimizer=dict(
         _delete_=True,
         type='AdamSPD', lr=6e-5, betas=(0.9, 0.999), eps=1e-8,
-            weight_decay=1.0, amsgrad=False))
+        weight_decay=1.0, amsgrad=False))
 
-# tools/train.py refuses to train this config with a plain optimizer.
-spd_required = True
-
-# Selection rate, mean r and deviation from the anchors in the training log.
-custom_hooks = [dict(type='SPDStatsHook', interval=50)]
+# SPDGuardHook stops the run before the first iteration if the built
+# optimizer wrapper does not apply SPD (e.g. an override replaced the
+# optimizer); SPDStatsHook logs the selection rate, mean r and the
+# deviation from the anchors.
+custom_hooks = [
+    dict(type='SPDGuardHook'),
+    dict(type='SPDStatsHook', interval=50),
+]

@@ -5,28 +5,27 @@
 #
 # Where each hyper-parameter comes from:
 #   model (Swin-T, UPerHead 512 ch, FCN aux head 0.4, drop path 0.3)
-#                             mmseg Swin-T recipe (_base_/models)
+#                             mmseg::_base_/models/upernet_swin.py
 #   ImageNet-1k Swin-T pre-trained backbone
-#                             mmseg Swin-T recipe; the paper fine-tunes a
-#                             pre-trained Swin-T on PASCAL-Context
+#                             mmseg Swin-T recipe (../_base_/models/); the
+#                             paper fine-tunes a pre-trained Swin-T
 #   crop 480x480, scale 520, ratio 0.5-2.0, flip, photometric distortion
-#                             mmseg PASCAL-Context recipe (_base_/datasets)
+#                             mmseg::_base_/datasets/pascal_context_59.py
 #   batch 16 = 8 GPUs x 2     mmseg Swin-T recipe
 #   80k iterations, val/checkpoint every 8k
-#                             mmseg PASCAL-Context schedule length
+#                             mmseg::_base_/schedules/schedule_80k.py
+#   AdamW lr 6e-5, betas (0.9, 0.999), eps 1e-8, weight decay 0.01, none on
+#   absolute_pos_embed, relative_position_bias_table and norm layers;
 #   warm-up 1500 iters (linear from 1e-6), poly power 1.0 to 0
-#                             mmseg Swin-T recipe (_base_/schedules)
-#   AdamW lr 6e-5, betas (0.9, 0.999), eps 1e-8 (torch default)
-#                             mmseg Swin-T recipe
-#   weight decay 0.01, none on absolute_pos_embed,
-#   relative_position_bias_table and norm layers
-#                             mmseg Swin-T recipe
+#                             mmseg Swin-T recipe (../_base_/schedules/)
 _base_ = [
     '../_base_/models/upernet_swin.py',
-    '../_base_/datasets/pascal_context_59.py',
-    '../_base_/default_runtime.py',
+    'mmseg::_base_/datasets/pascal_context_59.py',
+    'mmseg::_base_/default_runtime.py',
     '../_base_/schedules/schedule_80k.py',
 ]
+custom_imports = dict(imports=['mmspd'], allow_failed_imports=False)
+
 crop_size = (480, 480)
 num_classes = 59
 data_preprocessor = dict(size=crop_size)
@@ -35,17 +34,27 @@ model = dict(
     decode_head=dict(num_classes=num_classes),
     auxiliary_head=dict(num_classes=num_classes))
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=6e-5, betas=(0.9, 0.999), eps=1e-8,
-        weight_decay=0.01),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.),
-        }))
+# mmseg's 59-class TTA pipeline loads the labels without reduce_zero_label,
+# so `--tta` would score 60-class label ids against 59 classes; this one
+# loads them as mmseg's test_pipeline does.
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal'),
+            ],
+            [dict(type='LoadAnnotations', reduce_zero_label=True)],
+            [dict(type='PackSegInputs')],
+        ]),
+]
 
 # 8 GPUs x 2 images = batch 16 (mmseg Swin-T recipe).
 train_dataloader = dict(batch_size=2)

@@ -1,7 +1,9 @@
 # Swin-T UperNet fine-tuned on PASCAL-Context (59 classes) with SGD +
-# momentum and Selective Projection Decay added by SPDOptimWrapper, which
-# runs the inner SGD without weight decay and applies SPD with each group's
-# weight_decay as lambda. It shows SPD on an optimizer other than Adam; the
+# momentum and Selective Projection Decay added by
+# SPDOptimWrapperConstructor, which builds the configured optimizer wrapper
+# (OptimWrapper, or AmpOptimWrapper with mmseg's --amp) and attaches SPD to
+# its SGD: SGD itself applies no weight decay, and each group's
+# weight_decay is its SPD lambda. It shows SPD on an optimizer other than Adam; the
 # paper's setting for this benchmark is Adam-SPD
 # (upernet_swin-t_adamspd_8xb2-80k_pascal-context-59-480x480.py).
 #
@@ -26,13 +28,17 @@ _base_ = './upernet_swin-t_adamw_8xb2-80k_pascal-context-59-480x480.py'
 # The baseline's paramwise_cfg is inherited: decay_mult=0, so neither decay
 # nor SPD / L2-SP, for position embeddings, bias tables and norms.
 optim_wrapper = dict(
-    type='SPDOptimWrapper',
+    type='OptimWrapper',
+    constructor='SPDOptimWrapperConstructor',
     optimizer=dict(
         _delete_=True,
         type='SGD', lr=0.01, momentum=0.9, weight_decay=1.0))
 
-# tools/train.py refuses to train this config with a plain optimizer.
-spd_required = True
-
-# Selection rate, mean r and deviation from the anchors in the training log.
-custom_hooks = [dict(type='SPDStatsHook', interval=50)]
+# SPDGuardHook stops the run before the first iteration if the built
+# optimizer wrapper does not apply SPD (e.g. an override replaced the
+# optimizer); SPDStatsHook logs the selection rate, mean r and the
+# deviation from the anchors.
+custom_hooks = [
+    dict(type='SPDGuardHook'),
+    dict(type='SPDStatsHook', interval=50),
+]

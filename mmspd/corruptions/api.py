@@ -1,8 +1,10 @@
 """Corruption names, groups, seeding and the :func:`corrupt` entry point."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import os.path as osp
 from typing import Callable, Iterable
 
 import numpy as np
@@ -13,15 +15,17 @@ from .reference import reference_corruption
 SEVERITIES = (1, 2, 3, 4, 5)
 
 # Order and grouping of imagecorruptions 1.1.2 (ImageNet-C): the first 15
-# are the benchmark corruptions, the last 4 its validation corruptions.
+# are the benchmark corruptions, the last 4 its held-out (validation) ones.
 BENCHMARK_CORRUPTIONS = (
     'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur',
     'glass_blur', 'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog',
     'brightness', 'contrast', 'elastic_transform', 'pixelate',
     'jpeg_compression')
-VALIDATION_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter',
-                          'saturate')
-ALL_CORRUPTIONS = BENCHMARK_CORRUPTIONS + VALIDATION_CORRUPTIONS
+HOLDOUT_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter',
+                       'saturate')
+#: Former name of :data:`HOLDOUT_CORRUPTIONS`.
+VALIDATION_CORRUPTIONS = HOLDOUT_CORRUPTIONS
+ALL_CORRUPTIONS = BENCHMARK_CORRUPTIONS + HOLDOUT_CORRUPTIONS
 
 # The four the robustness benchmark runs by default, with fast versions.
 DEFAULT_CORRUPTIONS = ('gaussian_noise', 'defocus_blur', 'fog', 'brightness')
@@ -34,6 +38,7 @@ CORRUPTION_GROUPS: dict[str, tuple] = {
     'blur': BENCHMARK_CORRUPTIONS[3:7],
     'weather': BENCHMARK_CORRUPTIONS[7:11],
     'digital': BENCHMARK_CORRUPTIONS[11:15],
+    'holdout': HOLDOUT_CORRUPTIONS,
 }
 
 _FAST = {
@@ -47,6 +52,63 @@ _FAST = {
 # imagecorruptions refuses smaller images; several corruptions (zoom blur,
 # snow, frost) are written for at least this size.
 MIN_SIZE = 32
+
+#: Ways :func:`image_key` turns an image path into a seed key.
+KEYS = ('relative', 'name', 'path')
+
+
+def _as_rgb(image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check an image and split it into RGB and alpha.
+
+    A 2-D or one-channel image becomes three equal channels, as
+    ``imagecorruptions.corrupt`` does; a fourth channel is alpha, kept
+    apart so no corruption touches it.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(
+            f'{name} needs a uint8 numpy image, got '
+            f'{getattr(image, "dtype", type(image).__name__)}')
+    channels = 1 if image.ndim == 2 else (
+        image.shape[2] if image.ndim == 3 else None)
+    if channels not in (1, 3, 4):
+        raise ValueError(
+            f'{name} needs an image of shape (H, W), (H, W, 1), (H, W, 3) '
+            f'(RGB) or (H, W, 4) (RGBA), got shape {image.shape}')
+    if min(image.shape[:2]) < MIN_SIZE:
+        raise ValueError(f'Image of shape {image.shape} is too small for '
+                         f'{name}: height and width must be at least '
+                         f'{MIN_SIZE} pixels')
+    if channels == 1:
+        gray = image.reshape(image.shape[:2])
+        return np.ascontiguousarray(np.stack([gray] * 3, axis=-1)), None
+    if channels == 4:
+        return np.ascontiguousarray(image[..., :3]), image[..., 3:]
+    return np.ascontiguousarray(image), None
+
+
+def _checked(name: str, function: Callable) -> Callable:
+    """``function`` with its inputs and output checked (see
+    :func:`get_corruption`)."""
+
+    @functools.wraps(function)
+    def run(image: np.ndarray,
+            severity: int,
+            rng: np.random.RandomState | None = None) -> np.ndarray:
+        severity = check_severity(severity)
+        rgb, alpha = _as_rgb(image, name)
+        if rng is None:
+            rng = np.random.RandomState(0)
+        out = function(rgb, severity, rng)
+        if out.shape != rgb.shape or out.dtype != np.uint8:
+            raise RuntimeError(f'{name} severity {severity} turned a uint8 '
+                               f'image of shape {rgb.shape} into a '
+                               f'{out.dtype} one of shape {out.shape}')
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=-1)
+        return out
+
+    return run
+
 
 _FUNCTIONS: dict[str, Callable] = {}
 
@@ -63,11 +125,20 @@ def get_corruption(name: str) -> Callable:
         name (str): One of :data:`ALL_CORRUPTIONS`.
 
     Returns:
-        Callable: ``fn(image, severity, rng)`` on ``(H, W, 3)`` uint8 RGB.
+        Callable: ``fn(image, severity, rng=None)``. ``image`` is uint8,
+        at least 32 x 32, of shape ``(H, W, 3)`` (RGB, returned in that
+        shape), ``(H, W)`` or ``(H, W, 1)`` (grayscale: corrupted as three
+        equal channels and returned as ``(H, W, 3)``, as
+        ``imagecorruptions.corrupt`` does) or ``(H, W, 4)`` (RGBA: the RGB
+        channels corrupted, alpha returned unchanged). Anything else, or a
+        severity outside 1-5, raises a ValueError. ``rng`` (a
+        :class:`numpy.random.RandomState`) drives the random corruptions;
+        None means ``RandomState(0)``.
     """
     check_corruption(name)
     if name not in _FUNCTIONS:
-        _FUNCTIONS[name] = _FAST.get(name) or reference_corruption(name)
+        _FUNCTIONS[name] = _checked(
+            name, _FAST.get(name) or reference_corruption(name))
     return _FUNCTIONS[name]
 
 
@@ -135,7 +206,7 @@ def image_seed(seed: int, key: str, corruption: str, severity: int) -> int:
 
     Args:
         seed (int): Global seed of the benchmark.
-        key (str): Identifies the image, e.g. its file name.
+        key (str): Identifies the image; see :func:`image_key`.
         corruption (str): Corruption name.
         severity (int): Severity.
 
@@ -147,33 +218,49 @@ def image_seed(seed: int, key: str, corruption: str, severity: int) -> int:
     return int.from_bytes(digest, 'little')
 
 
-def image_key(path: str, key: str = 'name') -> str:
+def check_key(key: str) -> str:
+    """Raise a ValueError naming :data:`KEYS` unless ``key`` is one."""
+    if key not in KEYS:
+        raise ValueError(f'Invalid key {key!r}; accepted: '
+                         f'{", ".join(map(repr, KEYS))}')
+    return key
+
+
+def image_key(path: str, key: str = 'relative',
+              root: str | None = None) -> str:
     """The part of an image path that seeds its corruption.
 
     Args:
         path (str): Image path.
-        key (str): ``'name'``: the file name, so moving the dataset keeps
-            the pixels; ``'path'``: the whole path as given. Defaults to
-            ``'name'``.
+        key (str): ``'relative'``: the path relative to ``root`` (the
+            dataset root), so images of the same name in different folders
+            differ and moving the dataset keeps the pixels; ``'name'``: the
+            file name alone; ``'path'``: the whole path as given. Defaults
+            to ``'relative'``.
+        root (str, optional): Dataset root for ``'relative'``. Defaults to
+            None: the path as given (relative to the working directory
+            when it is relative).
 
     Returns:
-        str: The key.
+        str: The key, with ``/`` separators.
     """
+    check_key(key)
+    path = os.fspath(path)
     if key == 'name':
-        return os.path.basename(os.fspath(path))
-    if key == 'path':
-        return os.fspath(path)
-    raise ValueError(f"Invalid key {key!r}; accepted: 'name', 'path'")
+        return osp.basename(path)
+    if key == 'relative' and root is not None:
+        path = osp.relpath(osp.abspath(path), osp.abspath(os.fspath(root)))
+    return osp.normpath(path).replace(os.sep, '/')
 
 
 def corrupt(image: np.ndarray,
             corruption: str,
             severity: int,
             rng: np.random.RandomState | None = None) -> np.ndarray:
-    """Corrupt an RGB image.
+    """Corrupt an image; see :func:`get_corruption` for accepted shapes.
 
     Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image, at least 32
+        image (np.ndarray): uint8 RGB, grayscale or RGBA image, at least 32
             pixels high and wide.
         corruption (str): One of :data:`ALL_CORRUPTIONS`.
         severity (int): 1 to 5.
@@ -182,24 +269,7 @@ def corrupt(image: np.ndarray,
             Defaults to None: ``RandomState(0)``.
 
     Returns:
-        np.ndarray: ``(H, W, 3)`` uint8 RGB image.
+        np.ndarray: uint8 image, ``(H, W, 3)`` or (RGBA input)
+        ``(H, W, 4)``.
     """
-    function = get_corruption(corruption)
-    severity = check_severity(severity)
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 \
-            or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError('Expected an (H, W, 3) uint8 image, got '
-                         f'{getattr(image, "dtype", type(image))} array of '
-                         f'shape {getattr(image, "shape", None)}')
-    if min(image.shape[:2]) < MIN_SIZE:
-        raise ValueError(f'Image of shape {image.shape} is too small for '
-                         f'{corruption}: height and width must be at least '
-                         f'{MIN_SIZE} pixels')
-    if rng is None:
-        rng = np.random.RandomState(0)
-    out = function(np.ascontiguousarray(image), severity, rng)
-    if out.shape != image.shape:
-        raise RuntimeError(f'{corruption} severity {severity} turned an '
-                           f'image of shape {image.shape} into '
-                           f'{out.shape}')
-    return out
+    return get_corruption(corruption)(image, severity, rng)

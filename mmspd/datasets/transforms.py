@@ -7,6 +7,7 @@ from mmseg.registry import TRANSFORMS
 
 from mmspd.corruptions import (
     check_corruption,
+    check_key,
     check_severity,
     corrupt,
     image_key,
@@ -18,28 +19,33 @@ from mmspd.corruptions import (
 class ImageCorruption(BaseTransform):
     """Corrupt the loaded image with a seeded ImageNet-C corruption.
 
-    The corrupted pixels depend only on ``(seed, image file, corruption,
+    The corrupted pixels depend only on ``(seed, image key, corruption,
     severity)``: each image gets its own random state seeded by
     :func:`mmspd.corruptions.image_seed`, so the result does not depend on
-    dataloader workers, ranks or order. Place it right after
-    ``LoadImageFromFile``, before any resizing, so that the corruption acts
-    on the image at its stored resolution, as ImageNet-C-style benchmarks
-    define it::
+    dataloader workers, ranks or order. The key is by default the image
+    path relative to ``root`` (the dataset root), so two images of the same
+    name in different folders get different noise, and moving the dataset
+    keeps the pixels. Place it right after ``LoadImageFromFile``, before any
+    resizing, so that the corruption acts on the image at its stored
+    resolution, as ImageNet-C-style benchmarks define it::
 
         test_pipeline = [
             dict(type='LoadImageFromFile'),
-            dict(type='ImageCorruption', corruption='fog', severity=3),
+            dict(type='ImageCorruption', corruption='fog', severity=3,
+                 root='data/VOCdevkit/VOC2010'),
             dict(type='Resize', scale=(2048, 512), keep_ratio=True),
             dict(type='LoadAnnotations', reduce_zero_label=True),
             dict(type='PackSegInputs'),
         ]
 
     The corruptions are defined on RGB; ``img`` is converted from
-    ``channel_order`` to RGB and back. The image keeps its shape.
+    ``channel_order`` to RGB and back. A 3- or 4-channel image keeps its
+    shape (a fourth channel, alpha, is left unchanged); a grayscale image
+    becomes three channels, as ``imagecorruptions.corrupt`` returns it.
 
     Required Keys:
 
-    - img (np.ndarray): ``(H, W, 3)`` uint8, at least 32 x 32 pixels.
+    - img (np.ndarray): uint8, at least 32 x 32 pixels.
     - img_path (str): Seeds the corruption (see ``key``).
 
     Modified Keys:
@@ -51,9 +57,12 @@ class ImageCorruption(BaseTransform):
             :data:`mmspd.corruptions.ALL_CORRUPTIONS`.
         severity (int): 1 to 5.
         seed (int): Global seed. Defaults to 0.
-        key (str): What of ``img_path`` seeds the image: ``'name'`` (the
-            file name, so the result does not depend on where the dataset
-            lives) or ``'path'`` (the whole path). Defaults to ``'name'``.
+        key (str): What of ``img_path`` seeds the image: ``'relative'``
+            (the path relative to ``root``), ``'name'`` (the file name) or
+            ``'path'`` (the whole path). Defaults to ``'relative'``.
+        root (str, optional): The dataset root for ``key='relative'``;
+            ``tools/test_corruption.py`` sets it to the dataset's
+            ``data_root``. Defaults to None: the path as given.
         channel_order (str): Channel order of ``img``, ``'bgr'`` (mmcv's
             loading default) or ``'rgb'``. Defaults to ``'bgr'``.
     """
@@ -62,15 +71,16 @@ class ImageCorruption(BaseTransform):
                  corruption: str,
                  severity: int,
                  seed: int = 0,
-                 key: str = 'name',
+                 key: str = 'relative',
+                 root: str | None = None,
                  channel_order: str = 'bgr') -> None:
         self.corruption = check_corruption(corruption)
         self.severity = check_severity(severity)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f'Invalid seed {seed!r}; expected an integer')
         self.seed = int(seed)
-        image_key('', key)  # validates key
-        self.key = key
+        self.key = check_key(key)
+        self.root = root
         if channel_order not in ('bgr', 'rgb'):
             raise ValueError(f'Invalid channel_order {channel_order!r}; '
                              "accepted: 'bgr', 'rgb'")
@@ -93,19 +103,29 @@ class ImageCorruption(BaseTransform):
                 'before any transform that converts the image to float '
                 '(and do not load with to_float32=True)')
         rng = np.random.RandomState(
-            image_seed(self.seed, image_key(path, self.key), self.corruption,
-                       self.severity))
-        flip = self.channel_order == 'bgr'
-        rgb = img[..., ::-1] if flip else img
+            image_seed(self.seed, image_key(path, self.key, self.root),
+                       self.corruption, self.severity))
+        flip = self.channel_order == 'bgr' and img.ndim == 3 \
+            and img.shape[2] in (3, 4)
         try:
-            out = corrupt(rgb, self.corruption, self.severity, rng)
+            out = corrupt(_swap_rb(img) if flip else img, self.corruption,
+                          self.severity, rng)
         except ValueError as error:
             raise ValueError(f'Cannot corrupt {path}: {error}') from None
-        results['img'] = np.ascontiguousarray(out[..., ::-1]) if flip \
+        # Grayscale comes back as RGB; the pipeline expects channel_order.
+        results['img'] = _swap_rb(out) if self.channel_order == 'bgr' \
             else out
+        results['img_shape'] = out.shape[:2]
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(corruption={self.corruption!r}, '
                 f'severity={self.severity}, seed={self.seed}, '
-                f'key={self.key!r}, channel_order={self.channel_order!r})')
+                f'key={self.key!r}, root={self.root!r}, '
+                f'channel_order={self.channel_order!r})')
+
+
+def _swap_rb(image: np.ndarray) -> np.ndarray:
+    """RGB(A) <-> BGR(A), contiguous; alpha stays last."""
+    order = [2, 1, 0] + list(range(3, image.shape[2]))
+    return np.ascontiguousarray(image[..., order])

@@ -2,7 +2,12 @@
 
 Methods are rows; clean mIoU, the mean mIoU over severities of every
 corruption, mPC and rPC are columns, as in the PASCAL-Context table of Tian
-et al. (NeurIPS 2024).
+et al. (NeurIPS 2024). With a baseline, delta columns and the corruption
+errors mCE and relative mCE (normalised to the baseline, see
+:func:`corruption_errors`) are added.
+
+Averages are comparable only over the same conditions: results whose
+condition sets differ are refused, or (``strict=False``) marked.
 """
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ import os
 import os.path as osp
 from typing import Sequence
 
-from .report import RobustnessResults, atomic_write
+from .metrics import describe_set, is_finite
+from .report import RobustnessResults, atomic_write, fmt
 
 #: Output files of :func:`write_comparison`, by kind.
 COMPARISON_FILES = {
@@ -22,11 +28,8 @@ COMPARISON_FILES = {
     'plot': 'comparison.png',
 }
 
-
-def _fmt(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return '-'
-    return f'{value:.2f}'
+#: Marks a value averaged over other conditions than the reference's.
+MISMATCH = '*'
 
 
 def default_name(results: RobustnessResults, path: str) -> str:
@@ -37,54 +40,205 @@ def default_name(results: RobustnessResults, path: str) -> str:
     return osp.basename(osp.dirname(osp.abspath(path))) or path
 
 
+def unique_names(names: Sequence[str], paths: Sequence[str]) -> list[str]:
+    """``names`` with duplicates told apart by their result's folder.
+
+    Two runs of one config get the same default name; the folder holding
+    each ``robustness.json`` (its work dir) is added, then a number if
+    that is not enough.
+    """
+    given = list(names)
+    names = [
+        f'{name} ({osp.basename(osp.dirname(osp.abspath(path)))})'
+        if given.count(name) > 1 else name
+        for name, path in zip(given, paths)
+    ]
+    seen: dict[str, int] = {}
+    numbered = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        numbered.append(f'{name} #{seen[name]}' if names.count(name) > 1
+                        else name)
+    return numbered
+
+
+def condition_set(result: RobustnessResults) -> dict:
+    """Corruption -> severities with a finite mIoU, as mPC averages them."""
+    over = result.summary()['averaged_over']
+    return {c: tuple(s) for c, s in over['severities'].items()}
+
+
+def _set_difference(reference: dict, other: dict) -> str:
+    parts = []
+    for name in list(reference) + [c for c in other if c not in reference]:
+        ours, theirs = reference.get(name), other.get(name)
+        if ours != theirs:
+            parts.append(f'{name}: severities {list(theirs or [])} vs '
+                         f'{list(ours or [])}')
+    return '; '.join(parts)
+
+
+def corruption_errors(result: RobustnessResults,
+                      baseline: RobustnessResults,
+                      metric: str = 'mIoU') -> tuple[float, float]:
+    """mCE and relative mCE of ``result``, normalised to ``baseline``.
+
+    With the error ``E = 100 - metric`` (percent), for each benchmark
+    corruption ``c`` both results share:
+
+    - ``CE_c = sum_s E_{s,c} / sum_s E^base_{s,c}``;
+    - ``relCE_c = sum_s (E_{s,c} - E_clean) /
+      sum_s (E^base_{s,c} - E^base_clean)``;
+
+    mCE and relative mCE are ``100 *`` their means over corruptions
+    (Hendrycks & Dietterich, ICLR 2019, with the baseline in AlexNet's
+    place). Below 100 is better than the baseline. A corruption whose
+    baseline sum is 0 makes the mean NaN.
+
+    Returns:
+        tuple[float, float]: ``(mCE, relative mCE)``, NaN when undefined.
+    """
+    ours, theirs = condition_set(result), condition_set(baseline)
+    names = [c for c in ours if ours[c] == theirs.get(c)]
+    clean = (result.clean or {}).get(metric, math.nan)
+    base_clean = (baseline.clean or {}).get(metric, math.nan)
+    ce, rel = [], []
+    for name in names:
+        errors = [100. - result.get(name, s)[metric] for s in ours[name]]
+        base = [100. - baseline.get(name, s)[metric] for s in ours[name]]
+        ce.append(sum(errors) / sum(base) if sum(base) else math.nan)
+        degradation = sum(e - (100. - clean) for e in errors)
+        base_degradation = sum(e - (100. - base_clean) for e in base)
+        rel.append(degradation / base_degradation
+                   if base_degradation else math.nan)
+
+    def mean(values):
+        if not values or not all(is_finite(v) for v in values):
+            return math.nan
+        return 100. * sum(values) / len(values)
+
+    return mean(ce), mean(rel)
+
+
 def comparison_table(results: Sequence[RobustnessResults],
                      names: Sequence[str],
-                     metric: str = 'mIoU') -> dict:
+                     metric: str = 'mIoU',
+                     baseline: int | None = None,
+                     strict: bool = True,
+                     paper: bool = False) -> dict:
     """Rows of the comparison.
 
     Args:
         results (Sequence[RobustnessResults]): One result per method.
         names (Sequence[str]): Method names, as many as results.
         metric (str): Metric to compare. Defaults to ``'mIoU'``.
+        baseline (int, optional): Index of the baseline result: adds
+            ``Δ`` columns (method minus baseline) for clean, mean and rPC,
+            and mCE / relative mCE. Defaults to None.
+        strict (bool): Refuse results whose mPC covers other conditions
+            than the reference's (the baseline, else the first result).
+            When False, such values are marked with :data:`MISMATCH` and
+            explained in ``notes``. Defaults to True.
+        paper (bool): Only Method, Clean, the corruptions and Mean, as in
+            the paper's table. Defaults to False.
 
     Returns:
-        dict: ``{'columns': [...], 'rows': [[name, value, ...], ...]}``.
-        Columns: ``Method``, ``Clean``, the union of the corruptions in
-        first-seen order, ``Mean`` (mPC) and ``rPC (%)``; a value a result
-        lacks is None.
+        dict: ``columns``, ``rows`` (``[name, value, ...]``, None where a
+        result lacks the value), ``marks`` (``{(row, column): mark}``)
+        and ``notes`` (lines to print under the table).
+
+    Raises:
+        ValueError: On a name count mismatch, or (``strict``) on results
+            over different condition sets.
     """
     if len(names) != len(results):
         raise ValueError(f'Got {len(names)} names for {len(results)} '
                          'result files; give one name per file')
+    reference = 0 if baseline is None else baseline
+    sets = [condition_set(r) for r in results]
+    notes, mismatched = [], []
+    for index, current in enumerate(sets):
+        difference = _set_difference(sets[reference], current)
+        if difference:
+            mismatched.append(index)
+            notes.append(f'{MISMATCH} {names[index]}: mPC over '
+                         f'{describe_set(current)}, not the '
+                         f'{describe_set(sets[reference])} of '
+                         f'{names[reference]} ({difference})')
+    if mismatched and strict:
+        raise ValueError(
+            'The results average over different conditions, so their mPC '
+            'are not comparable: ' + ' | '.join(n[2:] for n in notes) +
+            '. Evaluate the missing conditions (the same --corruptions and '
+            '--severities for every run), or pass --allow-mismatch to '
+            'compare anyway with the values marked')
+    for index, result in enumerate(results):
+        missing = result.summary()['averaged_over']['missing']
+        if missing:
+            notes.append(f'{names[index]}: incomplete, not evaluated or '
+                         f'NaN: {", ".join(missing)}')
+
     corruptions: list[str] = []
-    for result in results:
-        corruptions.extend(c for c in result.corruptions
-                           if c not in corruptions)
-    rows = []
-    for name, result in zip(names, results):
+    for current in sets:
+        corruptions.extend(c for c in current if c not in corruptions)
+    columns = ['Method', 'Clean', *corruptions, 'Mean']
+    if not paper:
+        columns.append('rPC (%)')
+        if baseline is not None:
+            columns += ['Δ Clean', 'Δ Mean', 'Δ rPC', 'mCE (%)',
+                        'rel. mCE (%)']
+    rows, marks = [], {}
+    base_row = None
+    for index, (name, result) in enumerate(zip(names, results)):
         summary = result.summary()
-        per_corruption = summary['per_corruption']
-        rows.append([
-            name, (result.clean or {}).get(metric), *[
-                per_corruption[c][metric] if c in per_corruption else None
-                for c in corruptions
-            ], summary['mPC'].get(metric), summary['rPC'].get(metric)
-        ])
-    return {
-        'columns': ['Method', 'Clean', *corruptions, 'Mean', 'rPC (%)'],
-        'rows': rows}
+        per = summary['per_corruption']
+        values = [(result.clean or {}).get(metric)]
+        for column, corruption in enumerate(corruptions, start=2):
+            values.append(per.get(corruption, {}).get(metric))
+            if corruption in sets[index] and sets[index][corruption] != \
+                    sets[reference].get(corruption):
+                marks[(index, column)] = MISMATCH
+        values.append(summary['mPC'].get(metric))
+        if index in mismatched:
+            marks[(index, len(values))] = MISMATCH
+        if not paper:
+            values.append(summary['rPC'].get(metric))
+        rows.append([name, *values])
+        if index == baseline:
+            base_row = rows[-1]
+    if baseline is not None and not paper:
+        clean_at, mean_at = 1, len(corruptions) + 2
+        for index, row in enumerate(rows):
+            deltas = [_minus(row[i], base_row[i])
+                      for i in (clean_at, mean_at, mean_at + 1)]
+            row.extend([*deltas, *corruption_errors(
+                results[index], results[baseline], metric)])
+    return {'columns': columns, 'rows': rows, 'marks': marks,
+            'notes': notes}
+
+
+def _minus(value, reference):
+    if not (is_finite(value) and is_finite(reference)):
+        return None
+    return value - reference
 
 
 def comparison_markdown(table: dict) -> str:
-    """The comparison as a Markdown table."""
+    """The comparison as a Markdown table, notes underneath."""
     columns = table['columns']
+    marks = table.get('marks', {})
     lines = [
         '| ' + ' | '.join(columns) + ' |',
         '|' + '|'.join(['---'] + ['---:'] * (len(columns) - 1)) + '|'
     ]
-    for row in table['rows']:
-        lines.append(f'| {row[0]} | ' +
-                     ' | '.join(_fmt(value) for value in row[1:]) + ' |')
+    for index, row in enumerate(table['rows']):
+        cells = [
+            fmt(value) + marks.get((index, column), '')
+            for column, value in enumerate(row[1:], start=1)
+        ]
+        lines.append(f'| {row[0]} | ' + ' | '.join(cells) + ' |')
+    if table.get('notes'):
+        lines += [''] + [f'- {note}' for note in table['notes']]
     return '\n'.join(lines) + '\n'
 
 
@@ -95,57 +249,37 @@ def comparison_csv(table: dict) -> str:
     writer.writerow(table['columns'])
     for row in table['rows']:
         writer.writerow([row[0]] + [
-            '' if value is None or math.isnan(value) else f'{value:.4f}'
-            for value in row[1:]
+            f'{value:.4f}' if is_finite(value) else '' for value in row[1:]
         ])
     return out.getvalue()
-
-
-def comparison_plot(table: dict, path: str, metric: str = 'mIoU') -> None:
-    """Grouped bars: one group per column, one bar per method."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = table['columns'][1:-1]  # rPC has another scale
-    rows = table['rows']
-    figure = Figure(figsize=(max(6., 1.1 * len(columns) + 2), 4.5))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    positions = np.arange(len(columns))
-    width = 0.8 / max(len(rows), 1)
-    for index, row in enumerate(rows):
-        values = [np.nan if v is None else v for v in row[1:-1]]
-        axes.bar(positions + (index - (len(rows) - 1) / 2) * width, values,
-                 width, label=row[0])
-    axes.set_xticks(positions)
-    axes.set_xticklabels(columns, rotation=30, ha='right', fontsize=8)
-    axes.set_ylabel(f'{metric} (%)')
-    axes.set_title(f'{metric}: clean, mean over severities per corruption, '
-                   'mean (mPC)', fontsize=9)
-    axes.grid(axis='y', alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
 
 
 def write_comparison(results: Sequence[RobustnessResults],
                      names: Sequence[str],
                      out_dir: str,
-                     metric: str = 'mIoU') -> dict[str, str]:
+                     metric: str = 'mIoU',
+                     **kwargs) -> dict[str, str]:
     """Write ``comparison.md``, ``comparison.csv`` and ``comparison.png``.
+
+    Args:
+        kwargs: ``baseline``, ``strict``, ``paper`` of
+            :func:`comparison_table`.
 
     Returns:
         dict: Kind to written path, plus ``'table'``: the Markdown text.
     """
-    table = comparison_table(results, names, metric)
+    from .plots import plot_comparison
+    table = comparison_table(results, names, metric, **kwargs)
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: osp.join(out_dir, v) for k, v in COMPARISON_FILES.items()}
     markdown = comparison_markdown(table)
     atomic_write(paths['markdown'], markdown)
     atomic_write(paths['csv'], comparison_csv(table))
     tmp = f'{paths["plot"]}.tmp{os.getpid()}.png'
-    comparison_plot(table, tmp, metric)
+    last = table['columns'].index('Mean')
+    plot_comparison(table['columns'][1:last + 1],
+                    [row[:last + 1] for row in table['rows']], tmp, metric)
     os.replace(tmp, paths['plot'])
     paths['table'] = markdown
     return paths
+

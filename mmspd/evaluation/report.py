@@ -1,4 +1,4 @@
-"""Robustness results: storage (JSON), CSV and Markdown tables, plots.
+"""Robustness results: storage (JSON), CSV and Markdown reports.
 
 A :class:`RobustnessResults` is what ``tools/test_corruption.py`` writes to
 ``robustness.json`` after every condition and reads back to resume.
@@ -13,7 +13,9 @@ import os
 import os.path as osp
 from typing import Iterable, Mapping, Sequence
 
-from .metrics import CLEAN, METRICS, summarize
+from mmspd.corruptions import ALL_CORRUPTIONS, SEVERITIES
+
+from .metrics import CLEAN, METRICS, is_finite, summarize
 
 FORMAT = 'mmspd.robustness'
 VERSION = 1
@@ -26,11 +28,13 @@ OUTPUT_FILES = {
     'plot': 'robustness.png',
 }
 
-
-def _finite_or_none(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+#: Reproducibility record of ``meta``, as (key, label) for reports.
+RECORD = (('config', 'config'), ('checkpoint', 'checkpoint'),
+          ('checkpoint_sha256', 'checkpoint sha256'),
+          ('images', 'test images'), ('data', 'data fingerprint'),
+          ('seed', 'seed'), ('key', 'seed key'),
+          ('world_size', 'processes'), ('started', 'started'),
+          ('updated', 'last update'))
 
 
 def _jsonable(obj):
@@ -39,11 +43,14 @@ def _jsonable(obj):
         return {key: _jsonable(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(value) for value in obj]
-    return _finite_or_none(obj)
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def fmt(value, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; ``-`` for None and NaN."""
+    if not is_finite(value):
         return '-'
     return f'{value:.{digits}f}'
 
@@ -59,8 +66,35 @@ def atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _check_row(row, index: int, source: str) -> tuple[str, int, dict]:
+    """A stored condition row as ``(corruption, severity, metrics)``."""
+    where = f'{source}: condition {index}'
+    if not isinstance(row, Mapping):
+        raise ValueError(f'{where} is {row!r}, not an object')
+    metrics = dict(row)
+    corruption = metrics.pop('corruption', None)
+    severity = metrics.pop('severity', None)
+    if corruption not in ALL_CORRUPTIONS:
+        raise ValueError(f'{where} has corruption {corruption!r}; '
+                         f'accepted: {", ".join(ALL_CORRUPTIONS)}')
+    if isinstance(severity, bool) or severity not in SEVERITIES:
+        raise ValueError(
+            f'{where} ({corruption}) has severity {severity!r}; every '
+            'condition needs "severity": 1 to 5. Fix or delete the row, '
+            'or delete the file to start over')
+    for name, value in metrics.items():
+        if value is not None and not isinstance(value, (int, float)):
+            raise ValueError(f'{where} has {name}={value!r}; metrics must '
+                             'be numbers or null')
+    return corruption, int(severity), metrics
+
+
 class RobustnessResults:
     """Clean and per-condition metrics of one model, plus run metadata.
+
+    A condition (or clean) whose main metric is NaN is stored but does not
+    count as evaluated: :meth:`has` is False for it, so a resumed run
+    evaluates it again, and summaries list it as missing.
 
     Args:
         meta (Mapping, optional): Run description (config, checkpoint,
@@ -78,10 +112,10 @@ class RobustnessResults:
         self.meta = dict(meta or {})
         self.clean = dict(clean) if clean is not None else None
         self._conditions: dict[tuple, dict] = {}
-        for condition in conditions or ():
-            condition = dict(condition)
-            self.add(condition.pop('corruption'), condition.pop('severity'),
-                     condition)
+        for index, row in enumerate(conditions or ()):
+            corruption, severity, metrics = _check_row(
+                row, index, 'results')
+            self.add(corruption, severity, metrics)
 
     # --- contents -------------------------------------------------------
 
@@ -95,18 +129,18 @@ class RobustnessResults:
 
     @property
     def corruptions(self) -> list[str]:
-        """Corruptions with at least one evaluated severity, in order."""
+        """Corruptions with at least one stored severity, in order."""
         return list(dict.fromkeys(key[0] for key in self._conditions))
 
     def has(self, corruption: str, severity: int | None = None) -> bool:
-        """Whether a condition (``'clean'`` for clean data) is evaluated."""
-        if corruption == CLEAN:
-            return self.clean is not None
-        return (corruption, int(severity)) in self._conditions
+        """Whether a condition (``'clean'`` for clean data) is evaluated
+        with a finite main metric."""
+        return is_finite((self.get(corruption, severity) or {}).get(
+            METRICS[0]))
 
     def get(self, corruption: str,
             severity: int | None = None) -> dict | None:
-        """Metrics of a condition, or None if not evaluated."""
+        """Metrics of a condition, or None if not stored."""
         if corruption == CLEAN:
             return self.clean
         return self._conditions.get((corruption, int(severity)))
@@ -114,15 +148,25 @@ class RobustnessResults:
     def add(self, corruption: str, severity: int | None,
             metrics: Mapping[str, float]) -> None:
         """Record the metrics of a condition (``'clean'``: clean data)."""
-        values = {key: float(value) for key, value in metrics.items()}
+        values = {
+            key: math.nan if value is None else float(value)
+            for key, value in metrics.items()
+        }
         if corruption == CLEAN:
             self.clean = values
         else:
             self._conditions[(corruption, int(severity))] = values
 
+    @property
+    def expected(self) -> list[tuple[str, int]]:
+        """The conditions the run was asked for (from ``meta``)."""
+        return [(c, int(s)) for c in self.meta.get('corruptions', [])
+                for s in self.meta.get('severities', [])]
+
     def summary(self) -> dict:
         """Means per corruption, mPC and rPC; see :func:`summarize`."""
-        return summarize(self.clean, self.conditions, self.metrics)
+        return summarize(self.clean, self.conditions, self.metrics,
+                         self.expected)
 
     @property
     def metrics(self) -> list[str]:
@@ -155,18 +199,13 @@ class RobustnessResults:
         if data.get('version') != VERSION:
             raise ValueError(f'{source} has version {data.get("version")}; '
                              f'this mmspd reads version {VERSION}')
-
-        def restore(metrics):
-            return {
-                key: math.nan if value is None else value
-                for key, value in metrics.items()
-            }
-
-        clean = data.get('clean')
-        return cls(
-            meta=data.get('meta'),
-            clean=restore(clean) if clean is not None else None,
-            conditions=[restore(row) for row in data.get('conditions', [])])
+        rows = data.get('conditions') or []
+        if not isinstance(rows, list):
+            raise ValueError(f'{source}: "conditions" must be a list')
+        results = cls(meta=data.get('meta'), clean=data.get('clean'))
+        for index, row in enumerate(rows):
+            results.add(*_check_row(row, index, source))
+        return results
 
     @classmethod
     def load(cls, path: str) -> RobustnessResults:
@@ -193,7 +232,7 @@ class RobustnessResults:
         def row(name, severity, values):
             writer.writerow([
                 name, severity,
-                *[_fmt((values or {}).get(m), 4) for m in metrics]
+                *[fmt((values or {}).get(m), 4) for m in metrics]
             ])
 
         row(CLEAN, '', self.clean)
@@ -203,42 +242,61 @@ class RobustnessResults:
             row(corruption, 'mean', means)
         row('mPC', '', summary['mPC'])
         row('rPC', '', summary['rPC'])
+        if 'holdout' in summary:
+            row('mPC holdout', '', summary['holdout']['mPC'])
+            row('rPC holdout', '', summary['holdout']['rPC'])
         return out.getvalue()
+
+    def record_lines(self) -> list[str]:
+        """The reproducibility record as Markdown list items."""
+        lines = [f'- {label}: `{self.meta[key]}`' for key, label in RECORD
+                 if self.meta.get(key) not in (None, '')]
+        versions = self.meta.get('versions') or {}
+        if versions:
+            lines.append('- versions: ' + ', '.join(
+                f'{name} {version}' for name, version in versions.items()))
+        return lines
 
     def to_markdown(self) -> str:
         """mIoU by corruption and severity, then all metrics' summaries."""
         summary = self.summary()
+        over = summary['averaged_over']
         severities = sorted({c['severity'] for c in self.conditions})
-        clean_miou = (self.clean or {}).get('mIoU')
-        lines = ['# Corruption robustness', '']
-        for key in ('config', 'checkpoint', 'seed'):
-            if key in self.meta:
-                lines.append(f'- {key}: `{self.meta[key]}`')
-        lines += [
-            f'- clean mIoU: {_fmt(clean_miou)}',
-            f'- mPC (mIoU): {_fmt(summary["mPC"].get("mIoU"))}',
-            f'- rPC (mIoU): {_fmt(summary["rPC"].get("mIoU"))} %', '',
-            '## mIoU by severity', ''
-        ]
+        lines = ['# Corruption robustness', '', *self.record_lines(), '',
+                 f'- clean mIoU: {fmt((self.clean or {}).get("mIoU"))}',
+                 f'- mPC (mIoU): {fmt(summary["mPC"].get("mIoU"))}, mean '
+                 f'over {over["label"]}',
+                 f'- rPC (mIoU): {fmt(summary["rPC"].get("mIoU"))} %']
+        if 'holdout' in summary:
+            held = summary['holdout']
+            lines.append(
+                f'- held-out mPC (mIoU): {fmt(held["mPC"].get("mIoU"))}, '
+                f'mean over {held["averaged_over"]["label"]} (not in mPC)')
+        missing = over['missing'] + summary.get('holdout', {}).get(
+            'averaged_over', {}).get('missing', [])
+        if missing:
+            lines.append('- **incomplete**: not evaluated or NaN: ' +
+                         ', '.join(missing))
+        lines += ['', '## mIoU by severity', '']
         header = ['Corruption', *map(str, severities), 'Mean']
         lines.append('| ' + ' | '.join(header) + ' |')
         lines.append('|' + '|'.join(['---'] + ['---:'] *
                                     (len(header) - 1)) + '|')
         for corruption in self.corruptions:
             cells = [
-                _fmt((self.get(corruption, s) or {}).get('mIoU'))
+                fmt((self.get(corruption, s) or {}).get('mIoU'))
                 for s in severities
             ]
-            mean = summary['per_corruption'][corruption]['mIoU']
+            mean = summary['per_corruption'].get(corruption, {}).get('mIoU')
             lines.append(f'| {corruption} | ' + ' | '.join(cells) +
-                         f' | {_fmt(mean)} |')
+                         f' | {fmt(mean)} |')
         lines += ['', '## All metrics', '']
         metrics = self.metrics
         lines.append('| | ' + ' | '.join(metrics) + ' |')
         lines.append('|---|' + '---:|' * len(metrics))
 
         def row(name, values):
-            cells = [_fmt((values or {}).get(m)) for m in metrics]
+            cells = [fmt((values or {}).get(m)) for m in metrics]
             lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
 
         row(CLEAN, self.clean)
@@ -246,43 +304,9 @@ class RobustnessResults:
             row(f'{corruption} (mean)', means)
         row('mPC', summary['mPC'])
         row('rPC (%)', summary['rPC'])
+        if 'holdout' in summary:
+            row('held-out mPC', summary['holdout']['mPC'])
         return '\n'.join(lines) + '\n'
-
-    def plot(self, path: str) -> None:
-        """Save mIoU against severity, one line per corruption, as PNG."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        # A Figure without pyplot: no global backend switch, no GUI.
-        figure = Figure(figsize=(7, 4.5))
-        FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
-        for corruption in self.corruptions:
-            rows = sorted((c for c in self.conditions
-                           if c['corruption'] == corruption),
-                          key=lambda c: c['severity'])
-            axes.plot([r['severity'] for r in rows],
-                      [r.get('mIoU', math.nan) for r in rows],
-                      marker='o',
-                      label=corruption)
-        if self.clean is not None and 'mIoU' in self.clean:
-            axes.axhline(
-                self.clean['mIoU'], color='black', linestyle='--',
-                label=f'clean ({self.clean["mIoU"]:.2f})')
-        severities = sorted({c['severity'] for c in self.conditions})
-        if severities:
-            axes.set_xticks(severities)
-        axes.set_xlabel('severity')
-        axes.set_ylabel('mIoU (%)')
-        title = 'mIoU under corruption'
-        if self.meta.get('config'):
-            title += f': {osp.basename(str(self.meta["config"]))}'
-        axes.set_title(title, fontsize=9)
-        axes.grid(alpha=0.3)
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
 
     def save(self, work_dir: str,
              files: Sequence[str] = tuple(OUTPUT_FILES)) -> dict[str, str]:
@@ -299,6 +323,7 @@ class RobustnessResults:
         Returns:
             dict: Kind to written path.
         """
+        from .plots import plot_results
         os.makedirs(work_dir, exist_ok=True)
         paths = {kind: osp.join(work_dir, OUTPUT_FILES[kind])
                  for kind in files}
@@ -311,6 +336,6 @@ class RobustnessResults:
             atomic_write(paths['markdown'], self.to_markdown())
         if 'plot' in paths:
             tmp = f'{paths["plot"]}.tmp{os.getpid()}.png'
-            self.plot(tmp)
+            plot_results(self, tmp)
             os.replace(tmp, paths['plot'])
         return paths

@@ -5,18 +5,10 @@ from typing import Optional, Sequence, Union
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from torch import Tensor
+
+from mmspd.optim import spd_statistics
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
-
-
-def _spd_statistics(optim_wrapper) -> dict[str, Tensor]:
-    """Read the statistics of an SPD wrapper or of its optimizer."""
-    for owner in (optim_wrapper, getattr(optim_wrapper, 'optimizer', None)):
-        reader = getattr(owner, 'spd_statistics', None)
-        if callable(reader):
-            return reader()
-    return {}
 
 
 @HOOKS.register_module()
@@ -24,8 +16,9 @@ class SPDStatsHook(Hook):
     """Log SPD statistics of the last optimizer step every N iterations.
 
     Works with :class:`~mmspd.optim.AdamSPD` (in any optimizer wrapper) and
-    with :class:`~mmspd.optim.SPDOptimWrapper` /
-    :class:`~mmspd.optim.AmpSPDOptimWrapper`. The values go to the message
+    with every optimizer SPD is attached to (``SPDOptimWrapperConstructor``,
+    :class:`~mmspd.optim.SPDOptimWrapper`,
+    :class:`~mmspd.optim.AmpSPDOptimWrapper`). The values go to the message
     hub as ``train/spd_selected`` (fraction of tensors whose gradient and
     progress disagree, i.e. that SPD decays), ``train/spd_ratio`` (mean
     ratio ``r`` over those tensors), ``train/spd_deviation``
@@ -68,6 +61,6 @@ class SPDStatsHook(Hook):
             named = [(f'{name}.', wrapper) for name, wrapper in
                      optim_wrapper.optim_wrappers.items()]
         for prefix, wrapper in named:
-            for key, value in _spd_statistics(wrapper).items():
+            for key, value in spd_statistics(wrapper).items():
                 runner.message_hub.update_scalar(
                     f'train/{prefix}spd_{key}', float(value))

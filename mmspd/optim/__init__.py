@@ -1,4 +1,11 @@
-"""SPD optimizers and optimizer wrappers, registered in MMEngine."""
+"""Selective Projection Decay: AdamSPD, SPD on any optimizer, and L2-SP.
+
+Everything here needs torch alone. When MMEngine is installed, the
+optimizers, the SPD optimizer wrappers and ``SPDOptimWrapperConstructor``
+are registered in its registries as well.
+"""
+import importlib.util
+
 from ._spd import (
     SPDStatistics,
     SPDWorkspace,
@@ -9,22 +16,41 @@ from ._spd import (
 from .adam_l2sp import AdamL2SP
 from .adam_spd import AdamSPD
 from .anchors import get_anchors
-from .spd_optim_wrapper import (
-    SPD_LAMBDA_KEY,
-    AmpSPDOptimWrapper,
-    SPDOptimWrapper,
-)
+from .attach import OptimizerSPD, applies_spd, attach_spd, spd_statistics
 
 __all__ = [
-    'SPD_LAMBDA_KEY',
     'AdamL2SP',
     'AdamSPD',
-    'AmpSPDOptimWrapper',
-    'SPDOptimWrapper',
+    'OptimizerSPD',
     'SPDStatistics',
     'SPDWorkspace',
+    'applies_spd',
+    'attach_spd',
     'get_anchors',
     'spd_factor',
     'spd_post',
     'spd_pre',
+    'spd_statistics',
 ]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+if _importable('mmengine'):
+    from .spd_optim_wrapper import (
+        SPD_LAMBDA_KEY,
+        AmpSPDOptimWrapper,
+        SPDOptimWrapper,
+        SPDOptimWrapperConstructor,
+    )
+    __all__ += [
+        'SPD_LAMBDA_KEY',
+        'AmpSPDOptimWrapper',
+        'SPDOptimWrapper',
+        'SPDOptimWrapperConstructor',
+    ]

@@ -3,19 +3,27 @@
 The Adam update follows Kingma and Ba, "Adam: A Method for Stochastic
 Optimization", ICLR 2015, with the AMSGrad variant of Reddi et al., ICLR 2018,
 written the way ``torch.optim.Adam`` computes it. The multi-tensor path uses
-PyTorch's fused Adam kernel where one exists for the device (CPU here) and
-``torch._foreach_*`` ops elsewhere.
+PyTorch's fused Adam kernel where one takes CPU step counters (CPU), for the
+tensors that kernel reads correctly (dense, laid out like their gradient and
+state), and ``torch._foreach_*`` ops for all others.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Iterable
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ._spd import is_dense
+
 ANCHOR_MODES = ('init', 'zero')
+
+#: Group key under which mmspd 0.1 SPD wrappers saved the SPD strength
+#: (with ``weight_decay`` set to 0); read when such a checkpoint is loaded.
+LEGACY_LAMBDA_KEY = 'spd_weight_decay'
 
 # Devices whose fused Adam kernel accepts the CPU step counters used here
 # (PyTorch has a CPU kernel since 2.4).
@@ -50,6 +58,18 @@ def adam_single_tensor(params: list[Tensor], grads: list[Tensor],
         param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
+def _fusable(*tensors: Tensor) -> bool:
+    """Whether a fused kernel may treat the tensors as flat arrays.
+
+    PyTorch's fused Adam reads every tensor as one dense block of memory
+    laid out like the parameter; a strided view, or a gradient laid out
+    differently from its parameter, would be read wrongly.
+    """
+    stride = tensors[0].stride()
+    return is_dense(tensors[0]) and all(t.stride() == stride
+                                        for t in tensors[1:])
+
+
 def adam_multi_tensor(params: list[Tensor], grads: list[Tensor],
                       exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
                       max_exp_avg_sqs: list[Tensor],
@@ -59,18 +79,49 @@ def adam_multi_tensor(params: list[Tensor], grads: list[Tensor],
     """Adam (no weight decay) on tensors of one device and dtype.
 
     Args:
-        fused (bool, optional): Use PyTorch's fused Adam kernel. None picks
-            it where it is available for the device. Defaults to None.
+        fused (bool, optional): Use PyTorch's fused Adam kernel for the
+            tensors it can read (dense, laid out like their parameter). None
+            picks it where it is available for the device. Defaults to None.
     """
     if fused is None:
         fused = params[0].device.type in _FUSED_DEVICES
-    torch._foreach_add_(state_steps, 1)
-    if fused:
-        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs,
-                           max_exp_avg_sqs if amsgrad else [], state_steps,
-                           lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
-                           eps=eps, amsgrad=amsgrad, maximize=False)
+    lists = [params, grads, exp_avgs, exp_avg_sqs]
+    if amsgrad:
+        lists.append(max_exp_avg_sqs)
+    kwargs = dict(amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, eps=eps)
+    if not fused:
+        _adam_foreach(*lists, state_steps, **kwargs)
         return
+    flags = [_fusable(*tensors) for tensors in zip(*lists)]
+    if all(flags):
+        _adam_fused(*lists, state_steps, **kwargs)
+        return
+    for wanted, func in ((True, _adam_fused), (False, _adam_foreach)):
+        index = [i for i, flag in enumerate(flags) if flag == wanted]
+        if index:
+            func(*([tensors[i] for i in index] for tensors in lists),
+                 [state_steps[i] for i in index], **kwargs)
+
+
+def _adam_fused(params: list[Tensor], grads: list[Tensor],
+                exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                *rest: list[Tensor], amsgrad: bool, beta1: float,
+                beta2: float, lr: float, eps: float) -> None:
+    max_exp_avg_sqs = rest[0] if amsgrad else []
+    state_steps = rest[-1]
+    torch._foreach_add_(state_steps, 1)
+    torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                       state_steps, lr=lr, beta1=beta1, beta2=beta2,
+                       weight_decay=0.0, eps=eps, amsgrad=amsgrad,
+                       maximize=False)
+
+
+def _adam_foreach(params: list[Tensor], grads: list[Tensor],
+                  exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                  *rest: list[Tensor], amsgrad: bool, beta1: float,
+                  beta2: float, lr: float, eps: float) -> None:
+    state_steps = rest[-1]
+    torch._foreach_add_(state_steps, 1)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
@@ -82,8 +133,8 @@ def adam_multi_tensor(params: list[Tensor], grads: list[Tensor],
     step_sizes = (-lr * correction2 / (1 - beta1**steps)).tolist()
     eps_scaled = (eps * correction2).tolist()
     if amsgrad:
-        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
-        second = max_exp_avg_sqs
+        torch._foreach_maximum_(rest[0], exp_avg_sqs)
+        second = rest[0]
     else:
         second = exp_avg_sqs
     denom = torch._foreach_sqrt(second)
@@ -91,30 +142,45 @@ def adam_multi_tensor(params: list[Tensor], grads: list[Tensor],
     torch._foreach_addcdiv_(params, exp_avgs, denom, step_sizes)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_strength(value: Any, name: str = 'weight_decay') -> None:
+    """Raise ValueError unless ``value`` is a finite float >= 0."""
+    if not _is_number(value) or not 0.0 <= value < math.inf:
+        raise ValueError(f'Invalid {name} value: {value!r} (expected a '
+                         'finite float >= 0)')
+
+
 def check_hyper_parameters(group: dict[str, Any],
                            strength: str = 'weight_decay') -> None:
     """Raise ValueError naming any invalid hyper-parameter of ``group``."""
     lr = group['lr']
-    if isinstance(lr, Tensor) or not 0.0 <= lr:
-        raise ValueError(f'Invalid learning rate: {lr!r} (expected a float '
-                         '>= 0)')
+    if not _is_number(lr) or not 0.0 <= lr < math.inf:
+        raise ValueError(f'Invalid learning rate: {lr!r} (expected a '
+                         'finite float >= 0)')
     eps = group['eps']
-    if not 0.0 <= eps:
-        raise ValueError(f'Invalid epsilon value: {eps!r} (expected >= 0)')
+    if not _is_number(eps) or not 0.0 <= eps < math.inf:
+        raise ValueError(f'Invalid epsilon value: {eps!r} (expected a '
+                         'finite float >= 0)')
     betas = group['betas']
-    if len(betas) != 2:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f'Invalid betas: {betas!r} (expected two values)')
     for i, beta in enumerate(betas):
-        if not 0.0 <= beta < 1.0:
+        if not _is_number(beta) or not 0.0 <= beta < 1.0:
             raise ValueError(f'Invalid beta parameter at index {i}: '
                              f'{beta!r} (expected 0 <= beta < 1)')
-    lam = group['weight_decay']
-    if not 0.0 <= lam:
-        raise ValueError(f'Invalid {strength} value: {lam!r} (expected '
-                         '>= 0)')
+    check_strength(group['weight_decay'], strength)
     if group['anchor'] not in ANCHOR_MODES:
         raise ValueError(f"Invalid anchor mode: {group['anchor']!r} "
                          f'(expected one of {ANCHOR_MODES})')
+    if not isinstance(group['amsgrad'], bool):
+        raise ValueError(f"Invalid amsgrad: {group['amsgrad']!r} (expected "
+                         'True or False)')
+    if group['foreach'] not in (None, True, False):
+        raise ValueError(f"Invalid foreach: {group['foreach']!r} (expected "
+                         'None, True or False)')
 
 
 def check_anchor(param: Tensor, anchor: Tensor) -> None:
@@ -200,6 +266,37 @@ class AnchoredAdam(Optimizer):
             if isinstance(step, Tensor) and (step.device.type != 'cpu'
                                              or step.dtype != torch.float32):
                 param_state['step'] = step.to('cpu', torch.float32)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict; warn when it comes from another optimizer.
+
+        A state saved by a plain optimizer (``AdamW``, or an optimizer
+        wrapped by an mmspd 0.1 SPD wrapper) has no anchors and its own
+        meaning of ``weight_decay``: loading it replaces this optimizer's
+        strengths with the saved values, and anchors are taken afresh at the
+        next step. That is allowed, and said in a warning.
+        """
+        saved_groups = state_dict['param_groups']
+        foreign = any('anchor' not in group for group in saved_groups)
+        before = [group['weight_decay'] for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            if LEGACY_LAMBDA_KEY in group:
+                group['weight_decay'] = group.pop(LEGACY_LAMBDA_KEY)
+            check_hyper_parameters(group, self._strength)
+        if not foreign:
+            return
+        after = [group['weight_decay'] for group in self.param_groups]
+        anchored = sum('anchor' in state for state in self.state.values())
+        warnings.warn(
+            f'{type(self).__name__}.load_state_dict: the state was saved by '
+            'another optimizer (its param groups have no "anchor" key). Its '
+            f'weight_decay values {_short(after)} replace the strengths '
+            f'{_short(before)} set at construction, and anchors are taken '
+            'from the weights at the next step (the state holds '
+            f'{anchored}). Call load_state_dict only with a state of this '
+            'optimizer to keep both, or set param_group["weight_decay"] '
+            'after loading.', UserWarning, stacklevel=2)
 
     @torch.no_grad()
     def reset_anchors(self) -> None:
@@ -301,6 +398,8 @@ class AnchoredAdam(Optimizer):
             foreach = group['foreach'] is not False
             key = (group['lr'], tuple(group['betas']), group['eps'],
                    group['amsgrad'], group['anchor'], foreach)
+            # A scheduler may have written the strength since the last step.
+            check_strength(group['weight_decay'], self._strength)
             lists['strengths'] = [float(group['weight_decay'])] * len(
                 lists['params'])
             if key not in buckets:
@@ -343,6 +442,11 @@ class AnchoredAdam(Optimizer):
              beta2=beta2,
              lr=group['lr'],
              eps=group['eps'])
+
+
+def _short(values: list) -> str:
+    distinct = sorted(set(values))
+    return repr(distinct[0]) if len(distinct) == 1 else repr(distinct)
 
 
 def _group_by_device_and_dtype(

@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mmengine.registry import OPTIMIZERS
 
 from ._adam import AnchoredAdam
 
 
-@OPTIMIZERS.register_module()
 class AdamL2SP(AnchoredAdam):
     r"""Adam on the loss plus :math:`\frac{\alpha}{2}\|\theta - a\|^2`.
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from mmengine.registry import OPTIMIZERS
 from torch import Tensor
 
 from ._adam import AnchoredAdam
 from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
 
 
-@OPTIMIZERS.register_module()
 class AdamSPD(AnchoredAdam):
     r"""Adam followed by Selective Projection Decay toward anchors.
 

@@ -1,205 +1,66 @@
-"""Optimizer wrappers that add Selective Projection Decay to any optimizer.
+"""MMEngine optimizer wrappers and constructor that add SPD to any optimizer.
 
 Tian, Huang and Kira, "Rethinking Weight Decay for Robust Fine-Tuning of
 Foundation Models", NeurIPS 2024 (https://arxiv.org/abs/2411.01713).
 
-The SPD rule runs in step hooks of the wrapped optimizer: the pre-hook reads
-the gradients and weights right before the optimizer's own update, the
-post-hook projects the result. Whoever calls ``optimizer.step()`` therefore
+All of them use one mechanism, :func:`~mmspd.optim.attach_spd`: the SPD rule
+runs in step hooks of the wrapped optimizer, so whoever calls its ``step()``
 gets SPD, and a step that does not happen (a loss-scaler skip, an
 accumulation iteration) touches neither weights, anchors nor statistics.
+
+- :class:`SPDOptimWrapperConstructor` (``constructor=...`` in a config)
+  builds whatever wrapper the config names (``OptimWrapper``, the
+  ``AmpOptimWrapper`` mmseg's ``--amp`` switches to, or another) and
+  attaches SPD to its optimizer.
+- :class:`SPDOptimWrapper` and :class:`AmpSPDOptimWrapper` stay for configs
+  that name them.
+
+Imported only when MMEngine is installed.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.optim import (
+    AmpOptimWrapper,
+    DefaultOptimWrapperConstructor,
+    OptimWrapper,
+)
+from mmengine.registry import (
+    OPTIM_WRAPPER_CONSTRUCTORS,
+    OPTIM_WRAPPERS,
+    OPTIMIZERS,
+)
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._adam import ANCHOR_MODES, AnchoredAdam
-from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
+from ._adam import LEGACY_LAMBDA_KEY, AnchoredAdam
+from .adam_l2sp import AdamL2SP
+from .adam_spd import AdamSPD
+from .attach import OptimizerSPD, attach_spd, get_attachment
 
-#: Param group key holding the SPD strength; ``weight_decay`` is set to 0.
-SPD_LAMBDA_KEY = 'spd_weight_decay'
+OPTIMIZERS.register_module(module=AdamSPD)
+OPTIMIZERS.register_module(module=AdamL2SP)
 
-
-def _check_anchor_mode(mode: Any) -> None:
-    if mode not in ANCHOR_MODES:
-        raise ValueError(f'Invalid anchor mode: {mode!r} (expected one of '
-                         f'{ANCHOR_MODES})')
+#: Group key under which mmspd 0.1 wrappers kept the SPD strength. Current
+#: versions read ``weight_decay`` itself and convert such checkpoints.
+SPD_LAMBDA_KEY = LEGACY_LAMBDA_KEY
 
 
 class _SPDMixin:
-    """SPD on top of the wrapped optimizer's step."""
+    """What the SPD wrappers add to an MMEngine optimizer wrapper."""
 
     optimizer: Optimizer
-
-    def _spd_setup(self, anchor: str, foreach: bool | None) -> None:
-        if isinstance(self.optimizer, AnchoredAdam):
-            raise TypeError(
-                f'{type(self.optimizer).__name__} already ties parameters to '
-                'anchors; wrap it in OptimWrapper, or wrap Adam/AdamW/SGD '
-                'in an SPD optimizer wrapper')
-        _check_anchor_mode(anchor)
-        self._spd_anchor = anchor
-        self._spd_foreach = foreach is not False
-        self._spd_stats = SPDStatistics()
-        self._spd_workspace = SPDWorkspace() if self._spd_foreach else None
-        self._spd_ctx: tuple | None = None
-        self._capture_lambda()
-        self._register_spd_hooks()
-
-    def _register_spd_hooks(self) -> None:
-        if getattr(self.optimizer, '_mmspd_spd_hooked', False):
-            raise ValueError(
-                f'{type(self.optimizer).__name__} is already wrapped by an '
-                'SPD optimizer wrapper')
-        self.optimizer._mmspd_spd_hooked = True
-        self._spd_handles = (
-            self.optimizer.register_step_pre_hook(self._spd_pre_hook),
-            self.optimizer.register_step_post_hook(self._spd_post_hook),
-        )
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Optimizers drop their step hooks when copied or unpickled.
-        self.__dict__.update(state)
-        self.optimizer.__dict__.pop('_mmspd_spd_hooked', None)
-        self._register_spd_hooks()
-
-    def _capture_lambda(self) -> None:
-        """Move each group's ``weight_decay`` into the SPD strength."""
-        for group in self.optimizer.param_groups:
-            if SPD_LAMBDA_KEY in group:
-                continue
-            lam = group.get('weight_decay', 0.0) or 0.0
-            if isinstance(lam, Tensor) or not 0.0 <= lam:
-                raise ValueError(f'Invalid weight_decay (SPD strength) '
-                                 f'value: {lam!r} (expected >= 0)')
-            _check_anchor_mode(group.get('anchor', self._spd_anchor))
-            group[SPD_LAMBDA_KEY] = float(lam)
-            if 'weight_decay' in group:
-                # The inner optimizer must apply no decay of its own.
-                group['weight_decay'] = 0.0
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Load the wrapped optimizer's state, anchors included.
-
-        Groups saved without an SPD strength (a checkpoint of a plain
-        optimizer) take theirs from the loaded ``weight_decay``.
-        """
-        super().load_state_dict(state_dict)  # type: ignore[misc]
-        self._capture_lambda()
+    _mmspd_spd: OptimizerSPD
 
     def spd_statistics(self) -> dict[str, Tensor]:
         """Statistics of the last step; see :meth:`SPDStatistics.summary`."""
-        return self._spd_stats.summary()
+        return self._mmspd_spd.statistics()
 
-    @torch.no_grad()
     def reset_anchors(self) -> None:
-        """Re-take the anchors of all ``'init'`` groups from current weights.
-
-        Anchors are otherwise taken once, at the first step that updates a
-        parameter, and restored by :meth:`load_state_dict`. Parameters not
-        stepped yet take theirs at their first step, as usual.
-        """
-        state = self.optimizer.state
-        for group in self.optimizer.param_groups:
-            if group.get('anchor', self._spd_anchor) != 'init':
-                continue
-            for param in group['params']:
-                if param not in state:
-                    continue
-                if any(key != 'anchor' for key in state[param]):
-                    state[param]['anchor'] = param.detach().clone(
-                        memory_format=torch.preserve_format)
-                else:
-                    # Optimizers such as Adam initialise a parameter's state
-                    # only while it is empty.
-                    state[param].pop('anchor', None)
-
-    def _anchors(self, params: list[Tensor]
-                 ) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
-        anchors, new = [], []
-        state = self.optimizer.state
-        for param in params:
-            anchor = state[param].get('anchor') if param in state else None
-            if anchor is None:
-                # Stored after the inner step: some optimizers (Adam) only
-                # initialise a parameter's state while it is empty.
-                anchor = param.detach().clone(
-                    memory_format=torch.preserve_format)
-                new.append((param, anchor))
-            elif anchor.shape != param.shape:
-                raise ValueError(
-                    f'Anchor shape {tuple(anchor.shape)} does not match '
-                    f'parameter shape {tuple(param.shape)}')
-            anchors.append(anchor)
-        return anchors, new
-
-    @torch.no_grad()
-    def _spd_pre_hook(self, optimizer: Optimizer, args, kwargs) -> None:
-        self._capture_lambda()
-        self._spd_stats.begin()
-        new: list[tuple[Tensor, Tensor]] = []
-        # All groups of one anchor mode form one tensor list, whatever their
-        # strengths: paramwise_cfg makes a group per parameter.
-        buckets: dict[str, tuple[list, list, list]] = {
-            mode: ([], [], []) for mode in ANCHOR_MODES
-        }
-        for group in optimizer.param_groups:
-            params = [p for p in group['params'] if p.grad is not None]
-            if not params:
-                continue
-            mode = group.get('anchor', self._spd_anchor)
-            anchors: list[Tensor] = []
-            if mode == 'init':
-                anchors, group_new = self._anchors(params)
-                new.extend(group_new)
-            lam = group[SPD_LAMBDA_KEY]
-            if lam != 0:
-                bucket = buckets[mode]
-                bucket[0].extend(params)
-                bucket[1].extend(anchors)
-                bucket[2].extend([lam] * len(params))
-        parts = []
-        for mode, (params, anchors, lams) in buckets.items():
-            if not params:
-                continue
-            for part in self._split(params, anchors if mode == 'init' else
-                                    None, lams):
-                part_params, part_anchors, _ = part
-                grads = [p.grad for p in part_params]
-                parts.append((*part,
-                              spd_pre(part_params, grads, part_anchors,
-                                      self._spd_workspace)))
-        self._spd_ctx = (new, parts)
-
-    @torch.no_grad()
-    def _spd_post_hook(self, optimizer: Optimizer, args, kwargs) -> None:
-        ctx, self._spd_ctx = self._spd_ctx, None
-        if ctx is None:
-            return
-        new, parts = ctx
-        for param, anchor in new:
-            optimizer.state[param]['anchor'] = anchor
-        for params, anchors, lams, pre in parts:
-            spd_post(params, anchors, lams, pre, self._spd_stats,
-                     self._spd_workspace)
-        self._spd_stats.finish()
-
-    def _split(self, params: list[Tensor], anchors: list[Tensor] | None,
-               lams: list[float]) -> list[tuple]:
-        if not self._spd_foreach:
-            return [(params, anchors, lams)]
-        lists = [params] if anchors is None else [params, anchors]
-        grouped = Optimizer._group_tensors_by_device_and_dtype(
-            lists, with_indices=True)
-        return [(tensors[0], None if anchors is None else tensors[1],
-                 [lams[i] for i in indices])
-                for tensors, indices in grouped.values()]
+        """Re-take the anchors; see :meth:`OptimizerSPD.reset_anchors`."""
+        self._mmspd_spd.reset_anchors()
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -207,12 +68,13 @@ class SPDOptimWrapper(_SPDMixin, OptimWrapper):
     """:class:`~mmengine.optim.OptimWrapper` adding SPD to its optimizer.
 
     Each param group's ``weight_decay`` (after ``paramwise_cfg`` multipliers)
-    becomes that group's SPD strength, kept under ``'spd_weight_decay'``, and
-    the wrapped optimizer runs with ``weight_decay=0``. After every real
-    optimizer step (so after gradient clipping, and once per
-    ``accumulative_counts`` iterations), the SPD rule projects each updated
-    tensor toward its anchor. Anchors live in the wrapped optimizer's state
-    (``optimizer.state[p]['anchor']``) and are saved and resumed with it.
+    is that group's SPD strength, read at every step (so a ``weight_decay``
+    schedule drives it); the wrapped optimizer steps with ``weight_decay``
+    set to 0. After every real optimizer step (so after gradient clipping,
+    and once per ``accumulative_counts`` iterations), the SPD rule projects
+    each updated tensor toward its anchor. Anchors live in the wrapped
+    optimizer's state (``optimizer.state[p]['anchor']``) and are saved and
+    resumed with it.
     With ``Adam`` inside, the result equals :class:`~mmspd.optim.AdamSPD`.
 
     Args:
@@ -239,7 +101,7 @@ class SPDOptimWrapper(_SPDMixin, OptimWrapper):
                  foreach: bool | None = None,
                  **kwargs) -> None:
         super().__init__(optimizer=optimizer, **kwargs)
-        self._spd_setup(anchor, foreach)
+        self._mmspd_spd = attach_spd(self.optimizer, anchor, foreach)
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -304,7 +166,7 @@ class AmpSPDOptimWrapper(_SPDMixin, AmpOptimWrapper):
             raise TypeError(f'dtype must be None, a str or a torch.dtype, '
                             f'but got {dtype!r}')
         self.cast_dtype = dtype
-        self._spd_setup(anchor, foreach)
+        self._mmspd_spd = attach_spd(self.optimizer, anchor, foreach)
 
     @staticmethod
     def _device_type(optimizer: Optimizer) -> str:
@@ -312,3 +174,58 @@ class AmpSPDOptimWrapper(_SPDMixin, AmpOptimWrapper):
             for param in group['params']:
                 return param.device.type
         return 'cuda'
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class SPDOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """Build the configured optimizer wrapper with SPD on its optimizer.
+
+    Everything works as with MMEngine's default constructor (``type``,
+    ``optimizer``, ``paramwise_cfg``, ``accumulative_counts``,
+    ``clip_grad``, mmseg's ``--amp``); then SPD is attached to the built
+    optimizer with :func:`~mmspd.optim.attach_spd`. Each group's
+    ``weight_decay`` (after ``decay_mult``) is its SPD strength and the
+    optimizer applies no decay of its own. ``paramwise_cfg.custom_keys`` may
+    set ``anchor='zero'`` for some parameters (adapters). An optional
+    ``spd_cfg=dict(anchor='init', foreach=None)`` in ``optim_wrapper`` sets
+    the defaults of :func:`~mmspd.optim.attach_spd`.
+
+    Args:
+        optim_wrapper_cfg (dict): The ``optim_wrapper`` config.
+        paramwise_cfg (dict, optional): Per-parameter settings.
+            Defaults to None.
+
+    Example:
+        >>> optim_wrapper = dict(
+        ...     type='OptimWrapper',
+        ...     constructor='SPDOptimWrapperConstructor',
+        ...     optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
+        ...                    weight_decay=1.0),
+        ...     paramwise_cfg=dict(norm_decay_mult=0.0))
+    """
+
+    def __init__(self,
+                 optim_wrapper_cfg: dict,
+                 paramwise_cfg: dict | None = None) -> None:
+        optim_wrapper_cfg = dict(optim_wrapper_cfg)
+        spd_cfg = dict(optim_wrapper_cfg.pop('spd_cfg', None) or {})
+        unknown = set(spd_cfg) - {'anchor', 'foreach'}
+        if unknown:
+            raise ValueError(f'Invalid spd_cfg keys: {sorted(unknown)} '
+                             "(expected 'anchor' and/or 'foreach')")
+        self.spd_cfg = spd_cfg
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+
+    def __call__(self, model: torch.nn.Module) -> OptimWrapper:
+        optim_wrapper = super().__call__(model)
+        optimizer = optim_wrapper.optimizer
+        if isinstance(optimizer, AnchoredAdam):
+            raise TypeError(
+                f'{type(optimizer).__name__} ties parameters to anchors by '
+                "itself: drop constructor='SPDOptimWrapperConstructor' from "
+                'optim_wrapper, or use an optimizer such as AdamW or SGD')
+        if get_attachment(optimizer) is None:
+            # Kept on the wrapper too, so that a copy of the wrapper carries
+            # SPD over to the copied optimizer.
+            optim_wrapper._mmspd_spd = attach_spd(optimizer, **self.spd_cfg)
+        return optim_wrapper

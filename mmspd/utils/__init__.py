@@ -1,45 +1,16 @@
+"""Helpers at the bottom of mmspd: they import no other mmspd module."""
 from .compat import (
     allow_mmengine_checkpoints,
     import_imagecorruptions,
+    register_config_package,
 )
-from .launch import (
-    AMP_WRAPPERS,
-    LAUNCHERS,
-    PREPARE_HINTS,
-    add_runtime_args,
-    check_checkpoint,
-    check_data_paths,
-    check_pretrained_checkpoints,
-    check_spd_config,
-    check_spd_optim_wrapper,
-    config_requests_spd,
-    enable_amp,
-    init_cpu_process_group,
-    is_spd_optim_wrapper,
-    load_tool_config,
-    parse_runtime_args,
-    replace_norm_type,
-    setup_runtime,
-)
+from .mmseg_tools import check_pkg_resources, mmseg_tool_path, run_mmseg_tool
 
 __all__ = [
-    'AMP_WRAPPERS',
-    'LAUNCHERS',
-    'PREPARE_HINTS',
-    'add_runtime_args',
     'allow_mmengine_checkpoints',
-    'check_checkpoint',
-    'check_data_paths',
-    'check_pretrained_checkpoints',
-    'check_spd_config',
-    'check_spd_optim_wrapper',
-    'config_requests_spd',
-    'enable_amp',
+    'check_pkg_resources',
     'import_imagecorruptions',
-    'init_cpu_process_group',
-    'is_spd_optim_wrapper',
-    'load_tool_config',
-    'parse_runtime_args',
-    'replace_norm_type',
-    'setup_runtime',
+    'mmseg_tool_path',
+    'register_config_package',
+    'run_mmseg_tool',
 ]

@@ -38,6 +38,20 @@ def allow_mmengine_checkpoints() -> None:
         add_safe_globals(_mmengine_checkpoint_globals())
 
 
+def register_config_package() -> None:
+    """Let MMEngine resolve ``mmspd::`` base configs.
+
+    MMEngine 0.10.x accepts ``pkg::path`` in ``_base_`` only for the
+    OpenMMLab packages in its ``MODULE2PACKAGE`` table, and looks the path
+    up in ``<pkg>/.mim/configs/`` of the installed (not editable) package.
+    Adding mmspd to the table (``import mmspd`` does) lets a config
+    inherit ``mmspd::swin/<config>.py`` when mmspd is imported before the
+    config is read, as mmspd's ``tools/train.py`` and ``tools/test.py`` do.
+    """
+    from mmengine.config import utils
+    utils.MODULE2PACKAGE.setdefault('mmspd', 'mmspd')
+
+
 def _pkg_resources_shim() -> types.ModuleType:
     def resource_filename(module: str, name: str) -> str:
         # pkg_resources resolves names beside the module's file, packages or

@@ -14,6 +14,7 @@ from mmspd.corruptions import (
     DEFAULT_CORRUPTIONS,
     check_severity,
     corrupt,
+    get_corruption,
     image_key,
     image_seed,
     resolve_corruptions,
@@ -30,6 +31,8 @@ def test_groups_match_imagecorruptions():
     assert resolve_corruptions('all') == ic.get_corruption_names('all')
     for group in ('noise', 'blur', 'weather', 'digital'):
         assert resolve_corruptions(group) == ic.get_corruption_names(group)
+    assert resolve_corruptions('holdout') == ic.get_corruption_names(
+        'validation')
     assert resolve_corruptions('default') == list(DEFAULT_CORRUPTIONS)
     assert set(DEFAULT_CORRUPTIONS) == {
         'fog', 'defocus_blur', 'gaussian_noise', 'brightness'
@@ -61,13 +64,44 @@ def test_bad_severity_lists_what_is_accepted(bad):
         corrupt(photo(40, 40), 'fog', bad)
 
 
-def test_bad_images_are_rejected():
+@pytest.mark.parametrize('name', ALL_CORRUPTIONS)
+def test_bad_images_are_rejected(name):
+    function = get_corruption(name)
     with pytest.raises(ValueError, match='at least 32'):
-        corrupt(photo(31, 64), 'fog', 1)
+        function(photo(31, 64), 1)
     with pytest.raises(ValueError, match='uint8'):
-        corrupt(photo(40, 40).astype(np.float32), 'fog', 1)
-    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
-        corrupt(photo(40, 40)[..., 0], 'fog', 1)
+        function(photo(40, 40).astype(np.float32), 1)
+    for bad in (photo(40, 40)[..., :2], photo(40, 40)[None],
+                np.zeros(40, np.uint8)):
+        with pytest.raises(ValueError, match=r'\(H, W, 3\) \(RGB\)'):
+            function(bad, 1)
+    with pytest.raises(ValueError, match='accepted: 1, 2, 3, 4, 5'):
+        function(photo(40, 40), 0)
+
+
+@pytest.mark.parametrize('name', ALL_CORRUPTIONS)
+def test_grayscale_is_corrupted_as_three_equal_channels(name):
+    # As imagecorruptions.corrupt: the gray image stacked to RGB.
+    gray = photo(40, 48)[..., 1].copy()
+    rgb = np.stack([gray] * 3, axis=-1)
+    function = get_corruption(name)
+    expected = function(rgb, 2, np.random.RandomState(4))
+    for image in (gray, gray[..., None]):
+        out = function(image, 2, np.random.RandomState(4))
+        assert out.shape == (40, 48, 3) and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize('name', ALL_CORRUPTIONS)
+def test_rgba_keeps_its_alpha(name):
+    rgb = photo(40, 48)
+    alpha = np.arange(40 * 48, dtype=np.uint8).reshape(40, 48, 1)
+    out = get_corruption(name)(np.concatenate([rgb, alpha], axis=-1), 3,
+                               np.random.RandomState(2))
+    assert out.shape == (40, 48, 4)
+    np.testing.assert_array_equal(out[..., 3:], alpha)
+    np.testing.assert_array_equal(
+        out[..., :3], corrupt(rgb, name, 3, np.random.RandomState(2)))
 
 
 def test_image_seed_depends_on_every_part():
@@ -80,10 +114,21 @@ def test_image_seed_depends_on_every_part():
     ]
     assert all(0 <= s < 2**32 for s in [base, *variants])
     assert len({base, *variants}) == 5
-    assert image_key('/data/x/JPEGImages/a.jpg') == 'a.jpg'
+    assert image_key('/data/x/JPEGImages/a.jpg', 'name') == 'a.jpg'
     assert image_key('/data/x/a.jpg', 'path') == '/data/x/a.jpg'
-    with pytest.raises(ValueError, match="'name', 'path'"):
+    with pytest.raises(ValueError, match="'relative', 'name', 'path'"):
         image_key('a.jpg', 'stem')
+
+
+def test_image_key_is_relative_to_the_dataset_root():
+    # Same file name in two folders: different keys, so different noise.
+    a = image_key('/data/voc/train/x/0001.jpg', root='/data/voc')
+    b = image_key('/data/voc/val/y/0001.jpg', root='/data/voc')
+    assert (a, b) == ('train/x/0001.jpg', 'val/y/0001.jpg')
+    # The dataset moved: the same keys.
+    assert image_key('/mnt/copy/train/x/0001.jpg', root='/mnt/copy/') == a
+    assert image_key('data/voc/val/y/0001.jpg', root='data/voc') == b
+    assert image_key('data/voc/a.jpg') == 'data/voc/a.jpg'  # no root
 
 
 def test_image_seed_is_the_same_in_every_process():

@@ -13,7 +13,7 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from torch.utils.data import DataLoader
 
 import mmspd  # noqa: F401  (registers ImageCorruption)
-from mmspd.corruptions import corrupt, image_seed
+from mmspd.corruptions import corrupt, image_key, image_seed
 from mmspd.datasets import ImageCorruption, generate_demo_dataset
 
 from .conftest import photo
@@ -22,7 +22,8 @@ from .conftest import photo
 @pytest.fixture(scope='module')
 def demo_root(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('demo') / 'domain_A')
-    generate_demo_dataset(root, domain='A', num_train=1, num_val=6, size=64)
+    generate_demo_dataset(root, domain='target', num_train=1, num_val=6,
+                          size=64)
     return root
 
 
@@ -49,7 +50,8 @@ def test_built_from_the_registry():
     ({'corruption': 'fogg', 'severity': 1}, r"'fogg'.*accepted: gaussian"),
     ({'corruption': 'fog', 'severity': 0}, 'accepted: 1, 2, 3, 4, 5'),
     ({'corruption': 'fog', 'severity': 6}, 'accepted: 1, 2, 3, 4, 5'),
-    ({'corruption': 'fog', 'severity': 1, 'key': 'stem'}, "'name', 'path'"),
+    ({'corruption': 'fog', 'severity': 1, 'key': 'stem'},
+     "'relative', 'name', 'path'"),
     ({'corruption': 'fog', 'severity': 1, 'channel_order': 'rgba'},
      "'bgr', 'rgb'"),
 ])
@@ -64,7 +66,7 @@ def test_corrupts_the_rgb_image_and_returns_bgr(name):
     results = {'img': rgb[..., ::-1].copy(), 'img_path': '/data/x/a.jpg'}
     out = ImageCorruption(name, 4, seed=1)(results)['img']
 
-    seed = image_seed(1, 'a.jpg', name, 4)
+    seed = image_seed(1, '/data/x/a.jpg', name, 4)
     expected = corrupt(rgb, name, 4, np.random.RandomState(seed))
     np.testing.assert_array_equal(out, expected[..., ::-1])
     assert out.flags['C_CONTIGUOUS'] and out.dtype == np.uint8
@@ -75,25 +77,43 @@ def test_corrupts_the_rgb_image_and_returns_bgr(name):
     assert not np.array_equal(wrong, out)
 
 
-def test_pixels_depend_on_file_name_not_folder(tmp_path):
+def test_pixels_depend_on_path_under_the_root():
     bgr = photo(48, 64)
-    transform = ImageCorruption('gaussian_noise', 2)
+    transform = ImageCorruption('gaussian_noise', 2, root='/data/voc')
 
     def run(path, t=transform):
         return t({'img': bgr.copy(), 'img_path': path})['img']
 
-    moved = run('/mnt/other/place/img_001.jpg')
-    np.testing.assert_array_equal(run('/data/JPEGImages/img_001.jpg'),
-                                  moved)
-    assert not np.array_equal(run('/data/JPEGImages/img_002.jpg'), moved)
-    by_path = ImageCorruption('gaussian_noise', 2, key='path')
+    # Same file name in two folders of one dataset: different noise.
+    train = run('/data/voc/train/img_001.jpg')
+    assert not np.array_equal(run('/data/voc/val/img_001.jpg'), train)
+    # The dataset moved, root with it: the same pixels.
+    moved = ImageCorruption('gaussian_noise', 2, root='/mnt/copy')
+    np.testing.assert_array_equal(
+        run('/mnt/copy/train/img_001.jpg', moved), train)
+    # key='name' keeps the file-name seeding of earlier versions.
+    by_name = ImageCorruption('gaussian_noise', 2, key='name')
+    np.testing.assert_array_equal(run('/a/img_001.jpg', by_name),
+                                  run('/b/img_001.jpg', by_name))
     assert not np.array_equal(
-        run('/data/JPEGImages/img_001.jpg', by_path),
-        run('/mnt/other/place/img_001.jpg', by_path))
-    assert not np.array_equal(
-        ImageCorruption('gaussian_noise', 2, seed=1)(
-            {'img': bgr.copy(), 'img_path': '/x/img_001.jpg'})['img'],
-        moved)
+        ImageCorruption('gaussian_noise', 2, seed=1, root='/data/voc')(
+            {'img': bgr.copy(), 'img_path': '/data/voc/train/img_001.jpg'}
+        )['img'], train)
+
+
+def test_grayscale_and_bgra_images():
+    gray = photo(48, 64)[..., 0].copy()
+    out = ImageCorruption('fog', 2)({'img': gray, 'img_path': 'g.png'})
+    assert out['img'].shape == (48, 64, 3) and out['img_shape'] == (48, 64)
+    bgra = np.concatenate([photo(48, 64), np.full((48, 64, 1), 7, np.uint8)],
+                          axis=-1)
+    out = ImageCorruption('fog', 2)({'img': bgra.copy(),
+                                     'img_path': 'a.png'})['img']
+    assert out.shape == (48, 64, 4)
+    np.testing.assert_array_equal(out[..., 3], 7)
+    rgb_only = ImageCorruption('fog', 2)({'img': bgra[..., :3].copy(),
+                                          'img_path': 'a.png'})['img']
+    np.testing.assert_array_equal(out[..., :3], rgb_only)
 
 
 def test_missing_inputs_are_reported():
@@ -127,7 +147,7 @@ def test_inside_an_mmseg_test_pipeline(demo_root):
     corrupted = pipeline(load + [corruption] + tail)(dict(info))
 
     loaded = pipeline(load)(dict(info))['img']
-    seed = image_seed(0, osp.basename(path), 'fog', 5)
+    seed = image_seed(0, image_key(path), 'fog', 5)
     expected = corrupt(loaded[..., ::-1], 'fog', 5,
                        np.random.RandomState(seed))[..., ::-1]
     expected = torch.from_numpy(expected.transpose(2, 0, 1).copy())
@@ -145,8 +165,8 @@ def test_inside_an_mmseg_test_pipeline(demo_root):
 
 
 def test_same_pixels_with_0_and_2_workers(demo_root, tmp_path):
-    # A second copy of the data under another folder: the file name, not
-    # the location, seeds each image.
+    # A second copy of the data under another folder: the path relative to
+    # the root, not the location, seeds each image.
     moved = str(tmp_path / 'moved')
     shutil.copytree(demo_root, moved)
 
@@ -163,7 +183,7 @@ def test_same_pixels_with_0_and_2_workers(demo_root, tmp_path):
                     {'type': 'LoadImageFromFile'},
                     {'type': 'ImageCorruption',
                      'corruption': 'gaussian_noise', 'severity': 3,
-                     'seed': 5},
+                     'seed': 5, 'root': root},
                     {'type': 'PackSegInputs'}
                 ]})
 

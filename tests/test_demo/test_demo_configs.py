@@ -10,11 +10,17 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
-import mmspd  # noqa: F401  registers AdamSPD
+import mmspd  # noqa: F401  registers AdamSPD, AdamL2SP
 from mmspd.datasets import DEMO_CLASSES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')))
+TARGET = {
+    optimizer: path
+    for path in CONFIGS if 'demo-target' in path
+    for optimizer in ('adamw', 'adaml2sp', 'adamspd')
+    if f'_{optimizer}_' in osp.basename(path)
+}
 
 
 def _load(path, data_root):
@@ -25,16 +31,20 @@ def _load(path, data_root):
     return cfg
 
 
-def test_three_demo_configs_exist():
+def test_one_pretraining_and_three_finetuning_configs():
     names = [osp.basename(p) for p in CONFIGS]
-    assert len(names) == 3
-    assert sum('demo-a' in n for n in names) == 1
-    assert sum('adamw' in n and 'demo-b' in n for n in names) == 1
-    assert sum('adamspd' in n and 'demo-b' in n for n in names) == 1
+    assert len(names) == 4
+    assert sum('demo-broad' in n for n in names) == 1
+    assert sorted(TARGET) == ['adaml2sp', 'adamspd', 'adamw']
+
+
+def test_run_demo_uses_these_configs(run_demo):
+    used = [run_demo.PRETRAIN_CONFIG] + [m.config for m in run_demo.METHODS]
+    assert sorted(used) == CONFIGS
 
 
 def test_pascal_context_class_ids_match_mmseg(demo_roots):
-    cfg = _load(CONFIGS[0], demo_roots['A'])
+    cfg = _load(CONFIGS[0], demo_roots['target'])
     classes = DATASETS.get(cfg.train_dataloader.dataset.type).METAINFO[
         'classes']
     for name, class_id in DEMO_CLASSES.items():
@@ -44,7 +54,7 @@ def test_pascal_context_class_ids_match_mmseg(demo_roots):
 
 @pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
 def test_config_trains_one_step_on_demo_data(config, demo_roots):
-    domain = 'A' if 'demo-a' in config else 'B'
+    domain = 'broad' if 'demo-broad' in config else 'target'
     cfg = _load(config, demo_roots[domain])
     assert cfg.custom_imports == {
         'imports': ['mmspd'],
@@ -85,14 +95,19 @@ def test_config_trains_one_step_on_demo_data(config, demo_roots):
 
 
 def test_finetune_configs_differ_only_in_optimizer():
-    adamw, = (Config.fromfile(p) for p in CONFIGS if '_adamw_' in p and
-              'demo-b' in p)
-    spd, = (Config.fromfile(p) for p in CONFIGS if '_adamspd_' in p)
+    adamw = Config.fromfile(TARGET['adamw'])
     assert adamw.optim_wrapper.optimizer.type == 'AdamW'
-    assert spd.optim_wrapper.optimizer.type == 'AdamSPD'
-    for key in ('model', 'train_dataloader', 'val_dataloader',
-                'param_scheduler', 'train_cfg', 'load_from', 'randomness'):
-        assert adamw[key] == spd[key], key
-    assert adamw.optim_wrapper.optimizer.lr == spd.optim_wrapper.optimizer.lr
-    assert (adamw.optim_wrapper.paramwise_cfg ==
-            spd.optim_wrapper.paramwise_cfg)
+    for optimizer, type_name in (('adaml2sp', 'AdamL2SP'),
+                                 ('adamspd', 'AdamSPD')):
+        other = Config.fromfile(TARGET[optimizer])
+        assert other.optim_wrapper.optimizer.type == type_name
+        for key in ('model', 'train_dataloader', 'val_dataloader',
+                    'test_dataloader', 'param_scheduler', 'train_cfg',
+                    'load_from', 'randomness'):
+            assert adamw[key] == other[key], (optimizer, key)
+        assert other.optim_wrapper.paramwise_cfg == (
+            adamw.optim_wrapper.paramwise_cfg)
+        assert other.optim_wrapper.type == adamw.optim_wrapper.type
+        for key in ('lr', 'betas'):
+            assert (other.optim_wrapper.optimizer[key] ==
+                    adamw.optim_wrapper.optimizer[key]), (optimizer, key)

@@ -1,4 +1,4 @@
-"""The synthetic demo dataset: layout, determinism, domains, bad input."""
+"""The synthetic demo data: layout, determinism, appearances, bad input."""
 import filecmp
 import os
 import os.path as osp
@@ -8,15 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from mmspd.datasets import (
-    DEMO_CLASSES,
+from mmspd.datasets import DEMO_CLASSES, demo_sample, generate_demo_dataset
+from mmspd.datasets.demo_data import (
+    DEMO_SIZES,
     DOMAINS,
-    demo_sample,
-    generate_demo_dataset,
+    TARGET_APPEARANCE,
+    sample_appearance,
 )
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VALID_LABELS = {0, *DEMO_CLASSES.values()}
+SPLIT_DIR = osp.join('ImageSets', 'SegmentationContext')
 
 
 def _all_files(root):
@@ -28,13 +30,13 @@ def _all_files(root):
 
 def test_layout_matches_pascal_context(tmp_path):
     names = generate_demo_dataset(
-        str(tmp_path), domain='B', num_train=5, num_val=3, size=48, seed=2)
-    assert [len(names['train']), len(names['val'])] == [5, 3]
-    for split in ('train', 'val'):
-        split_file = tmp_path / 'ImageSets' / 'SegmentationContext' / (
-            split + '.txt')
-        listed = split_file.read_text().split()
-        assert listed == names[split]
+        str(tmp_path), domain='target', num_train=5, num_val=3, num_test=2,
+        size=48, seed=2)
+    assert {k: len(v) for k, v in names.items()} == {
+        'train': 5, 'val': 3, 'test': 2}
+    for split, listed_names in names.items():
+        listed = (tmp_path / SPLIT_DIR / (split + '.txt')).read_text().split()
+        assert listed == listed_names
         for name in listed:
             img = cv2.imread(str(tmp_path / 'JPEGImages' / (name + '.jpg')),
                              cv2.IMREAD_UNCHANGED)
@@ -44,14 +46,21 @@ def test_layout_matches_pascal_context(tmp_path):
             assert img.shape == (48, 48, 3) and img.dtype == np.uint8
             assert ann.shape == (48, 48) and ann.dtype == np.uint8
             assert set(np.unique(ann).tolist()) <= VALID_LABELS
-    # Train and val are different images.
-    assert not set(names['train']) & set(names['val'])
+    all_names = sum(names.values(), [])
+    assert len(set(all_names)) == len(all_names)
+
+
+def test_empty_split_gets_no_split_file(tmp_path):
+    names = generate_demo_dataset(str(tmp_path), domain='ood', num_train=0,
+                                  num_val=0, num_test=3, size=32)
+    assert list(names) == ['test']
+    assert os.listdir(tmp_path / SPLIT_DIR) == ['test.txt']
 
 
 def test_labels_cover_several_classes():
     seen = set()
     for index in range(20):
-        _, label = demo_sample('A', 'train', index, size=64, seed=0)
+        _, label = demo_sample('broad', 'train', index, size=64, seed=0)
         seen |= set(np.unique(label).tolist())
     # Every demo class and the ignored background occur in a few samples.
     assert seen == VALID_LABELS
@@ -60,7 +69,7 @@ def test_labels_cover_several_classes():
 def test_same_arguments_give_identical_bytes(tmp_path):
     first, second, other = (tmp_path / 'a', tmp_path / 'b', tmp_path / 'c')
     for root, seed in ((first, 3), (second, 3), (other, 4)):
-        generate_demo_dataset(str(root), 'A', num_train=4, num_val=2,
+        generate_demo_dataset(str(root), 'broad', num_train=4, num_val=2,
                               size=32, seed=seed)
     files = _all_files(first)
     assert files == _all_files(second) and len(files) == 4 + 2 + 4 + 2 + 2
@@ -73,39 +82,63 @@ def test_same_arguments_give_identical_bytes(tmp_path):
 
 
 def test_sample_does_not_depend_on_dataset_size(tmp_path):
-    generate_demo_dataset(str(tmp_path), 'A', num_train=3, num_val=1,
+    generate_demo_dataset(str(tmp_path), 'target', num_train=3, num_val=1,
                           size=32, seed=0)
-    _image, label = demo_sample('A', 'train', 2, size=32, seed=0)
+    _image, label = demo_sample('target', 'train', 2, size=32, seed=0)
     ann = cv2.imread(
-        str(tmp_path / 'SegmentationClassContext' / 'demoA_train_00002.png'),
-        cv2.IMREAD_UNCHANGED)
+        str(tmp_path / 'SegmentationClassContext' /
+            'demo_target_train_00002.png'), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(ann, label)
 
 
-def test_domains_differ_in_appearance_not_layout():
-    # Same seed: same scenes, rendered in each domain's style.
-    mean_colour = {d: {} for d in DOMAINS}
-    for index in range(10):
-        img_a, lab_a = demo_sample('A', 'val', index, size=64, seed=0)
-        img_b, lab_b = demo_sample('B', 'val', index, size=64, seed=0)
-        np.testing.assert_array_equal(lab_a, lab_b)
-        for domain, img in (('A', img_a), ('B', img_b)):
-            for name, class_id in DEMO_CLASSES.items():
-                pixels = img[lab_a == class_id].astype(float)
-                if len(pixels):
-                    mean_colour[domain].setdefault(name, []).append(pixels)
-    # Each class looks different in B: its mean colour moves by a clearly
-    # visible amount (on the 0..255 scale).
-    for name in DEMO_CLASSES:
-        colour_a = np.concatenate(mean_colour['A'][name]).mean(0)
-        colour_b = np.concatenate(mean_colour['B'][name]).mean(0)
-        assert np.abs(colour_a - colour_b).max() > 30, name
+def _class_colours(domain, count=12):
+    """Mean RGB of each class, per image: {class: [colour, ...]}."""
+    colours = {name: [] for name in DEMO_CLASSES}
+    for index in range(count):
+        image, label = demo_sample(domain, 'test', index, size=64, seed=0)
+        for name, class_id in DEMO_CLASSES.items():
+            mask = label == class_id
+            if mask.sum() > 20:
+                colours[name].append(image[mask].astype(float).mean(0))
+    return colours
+
+
+def test_target_is_one_appearance_broad_and_ood_are_many():
+    assert all(
+        sample_appearance('target', split, index) == TARGET_APPEARANCE
+        for split in ('train', 'val', 'test') for index in range(5))
+    broad = [sample_appearance('broad', 'train', i) for i in range(5)]
+    ood = [sample_appearance('ood', 'test', i) for i in range(5)]
+    looks = broad + ood + [TARGET_APPEARANCE]
+    assert len({repr(look) for look in looks}) == len(looks)
+
+    # In the rendered images: a class keeps its colour across target
+    # images (up to texture, jitter and lighting) but not across broad or
+    # ood images, where colour says nothing about the class.
+    def spread(domain):
+        per_class = [np.std(c, axis=0).max()
+                     for c in _class_colours(domain).values() if len(c) > 2]
+        return float(np.median(per_class))
+
+    target = spread('target')
+    assert target < 20
+    assert spread('broad') > 2 * target and spread('ood') > 2 * target
+
+
+def test_ood_scenes_and_appearances_are_not_broad_ones():
+    for index in range(3):
+        broad_image, broad_label = demo_sample('broad', 'test', index)
+        ood_image, ood_label = demo_sample('ood', 'test', index)
+        assert not np.array_equal(broad_label, ood_label)
+        assert (sample_appearance('broad', 'test', index) !=
+                sample_appearance('ood', 'test', index))
 
 
 @pytest.mark.parametrize('kwargs, bad', [
-    ({'domain': 'C'}, "'C'"),
-    ({'num_train': 0}, 'num_train: 0'),
-    ({'num_val': -1}, 'num_val: -1'),
+    ({'domain': 'A'}, "'A'"),
+    ({'num_train': -1}, 'num_train: -1'),
+    ({'num_test': 1.5}, 'num_test: 1.5'),
+    ({'num_train': 0, 'num_val': 0}, 'all 0'),
     ({'size': 8}, 'size: 8'),
     ({'seed': -1}, 'seed: -1'),
 ])
@@ -113,6 +146,16 @@ def test_bad_arguments_are_named(tmp_path, kwargs, bad):
     with pytest.raises(ValueError, match=bad):
         generate_demo_dataset(str(tmp_path / 'data'), **kwargs)
     assert not (tmp_path / 'data').exists()
+
+
+@pytest.mark.parametrize('kwargs, bad', [
+    ({'split': 'dev'}, "'dev'"),
+    ({'index': -2}, 'index: -2'),
+    ({'domain': 'B'}, "'B'"),
+])
+def test_bad_sample_arguments_are_named(kwargs, bad):
+    with pytest.raises(ValueError, match=bad):
+        demo_sample(**kwargs)
 
 
 def test_root_that_is_a_file_is_refused(tmp_path):
@@ -123,21 +166,21 @@ def test_root_that_is_a_file_is_refused(tmp_path):
     assert root.read_text() == 'keep me'
 
 
-def test_cli_writes_both_domains(tmp_path, capsys):
+def test_cli_writes_every_set(tmp_path, capsys):
     cli = runpy.run_path(osp.join(REPO, 'tools', 'generate_demo_data.py'))
-    assert cli['main']([str(tmp_path), '--num-train', '2', '--num-val', '1',
-                        '--size', '32']) == 0
+    assert cli['main']([str(tmp_path), '--num-train', '2', '--num-test',
+                        '1', '--size', '32']) == 0
     for domain in DOMAINS:
-        root = tmp_path / f'domain_{domain}'
-        listed = (root / 'ImageSets' / 'SegmentationContext' /
-                  'train.txt').read_text().split()
-        assert len(listed) == 2
-        assert (root / 'JPEGImages' / (listed[0] + '.jpg')).is_file()
-    # The domains use different seeds, hence different scenes.
-    assert not filecmp.cmp(
-        tmp_path / 'domain_A' / 'SegmentationClassContext' /
-        'demoA_train_00000.png',
-        tmp_path / 'domain_B' / 'SegmentationClassContext' /
-        'demoB_train_00000.png', shallow=False)
+        listed = {
+            split: len((tmp_path / domain / SPLIT_DIR /
+                        f'{split}.txt').read_text().split())
+            for split in ('train', 'val', 'test')
+            if (tmp_path / domain / SPLIT_DIR / f'{split}.txt').exists()
+        }
+        # --num-val was not given: each set keeps the demo's val size.
+        expected = {'train': 2, 'test': 1}
+        if DEMO_SIZES[domain].get('val'):
+            expected['val'] = DEMO_SIZES[domain]['val']
+        assert listed == expected, domain
     assert cli['main']([str(tmp_path), '--size', '4']) == 2
     assert 'size: 4' in capsys.readouterr().err

@@ -11,8 +11,10 @@ import pytest
 from mmspd.evaluation import (
     RobustnessResults,
     comparison_table,
+    corruption_errors,
     load_for_resume,
     summarize,
+    unique_names,
     write_comparison,
 )
 
@@ -31,6 +33,19 @@ def make_results(meta=None, scale=1.0):
     return results
 
 
+def grid(corruptions, severities, miou=lambda c, s: 50. - 5 * s,
+         clean=60.):
+    """Results of a run asked for ``corruptions`` x ``severities``."""
+    results = RobustnessResults({'corruptions': list(corruptions),
+                                 'severities': list(severities)})
+    results.add('clean', None, {'mIoU': clean})
+    for corruption in corruptions:
+        for severity in severities:
+            results.add(corruption, severity,
+                        {'mIoU': miou(corruption, severity)})
+    return results
+
+
 def test_summary_means_mpc_and_rpc():
     summary = make_results().summary()
     assert summary['per_corruption']['fog']['mIoU'] == pytest.approx(20.)
@@ -40,6 +55,66 @@ def test_summary_means_mpc_and_rpc():
     assert summary['mPC']['mIoU'] == pytest.approx((20. + 36.) / 2)
     assert summary['rPC']['mIoU'] == pytest.approx(100 * 28. / 40.)
     assert summary['mPC']['aAcc'] == pytest.approx((70. + 78.) / 2)
+
+
+def test_summary_says_what_it_averages_over():
+    full = grid(['fog', 'brightness'], [1, 2, 3, 4, 5]).summary()
+    over = full['averaged_over']
+    assert over['label'] == '2 corruptions x severities 1-5 (10 conditions)'
+    assert over['complete'] and over['missing'] == []
+    assert over['severities'] == {'fog': [1, 2, 3, 4, 5],
+                                  'brightness': [1, 2, 3, 4, 5]}
+    two = grid(['fog', 'brightness'], [1, 5]).summary()['averaged_over']
+    assert two['label'] == '2 corruptions x severities 1, 5 (4 conditions)'
+
+
+def test_missing_severities_are_flagged():
+    results = grid(['fog', 'brightness'], [1, 2, 3])
+    del results._conditions[('fog', 2)]
+    over = results.summary()['averaged_over']
+    assert over['missing'] == ['fog-2']
+    assert not over['complete']
+    assert 'uneven severities' in over['label']
+    assert '**incomplete**' in results.to_markdown()
+    assert 'fog-2' in results.to_markdown()
+
+
+def test_nan_condition_is_missing_not_done_and_not_silently_dropped():
+    results = grid(['fog', 'brightness'], [1, 2])
+    results.add('fog', 1, {'mIoU': math.nan})
+    results.add('fog', 2, {'mIoU': math.nan})
+    assert not results.has('fog', 1)  # a resumed run evaluates it again
+    summary = results.summary()
+    over = summary['averaged_over']
+    # fog has no valid severity left: it is absent from mPC, and said so.
+    assert over['corruptions'] == ['brightness']
+    assert over['missing'] == ['fog-1', 'fog-2']
+    assert not over['complete']
+    loaded = RobustnessResults.from_dict(
+        json.loads(json.dumps(results.to_dict())))
+    assert not loaded.has('fog', 1) and loaded.has('brightness', 1)
+
+
+def test_holdout_corruptions_are_kept_out_of_mpc():
+    results = grid(['fog', 'speckle_noise'], [1],
+                   miou=lambda c, s: 10. if c == 'fog' else 30.)
+    summary = results.summary()
+    assert summary['mPC']['mIoU'] == 10.
+    assert summary['averaged_over']['corruptions'] == ['fog']
+    assert summary['holdout']['mPC']['mIoU'] == 30.
+    assert 'held-out mPC (mIoU): 30.00' in results.to_markdown()
+
+
+def test_row_without_severity_gives_a_clear_error(tmp_path):
+    data = grid(['fog'], [1, 2]).to_dict()
+    del data['conditions'][1]['severity']
+    path = tmp_path / 'robustness.json'
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r'condition 1 \(fog\) has '
+                       r'severity None.*"severity": 1 to 5'):
+        RobustnessResults.load(str(path))
+    with pytest.raises(ValueError, match="has no 'severity'"):
+        summarize(None, [{'corruption': 'fog', 'mIoU': 3.}])
 
 
 def test_summary_without_data_is_nan_not_an_error():
@@ -77,8 +152,11 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.get('brightness', 1)['mIoU'] == 36.
 
 
-def test_csv_and_markdown_contents(tmp_path):
+def test_csv_and_markdown_contents():
     results = make_results()
+    results.meta.update(checkpoint_sha256='ab' * 32, images=7,
+                        world_size=2, started='2026-01-01T00:00:00+00:00',
+                        versions={'numpy': '2.4.6', 'opencv': '4.12.0'})
     rows = list(csv.DictReader(io.StringIO(results.to_csv())))
     by_key = {(r['corruption'], r['severity']): r for r in rows}
     assert float(by_key[('clean', '')]['mIoU']) == 40.
@@ -92,6 +170,11 @@ def test_csv_and_markdown_contents(tmp_path):
     assert '| fog | 30.00 | 20.00 | 10.00 | 20.00 |' in markdown
     assert '| brightness | 36.00 | - | - | 36.00 |' in markdown
     assert 'rPC (mIoU): 70.00 %' in markdown
+    assert 'mean over 2 corruptions, uneven severities' in markdown
+    for text in (f'checkpoint sha256: `{"ab" * 32}`', 'test images: `7`',
+                 'processes: `2`', 'numpy 2.4.6, opencv 4.12.0',
+                 'started: `2026-01-01'):
+        assert text in markdown
 
 
 def test_load_rejects_other_files(tmp_path):
@@ -108,8 +191,10 @@ def test_load_rejects_other_files(tmp_path):
 
 
 def test_resume_refuses_results_of_another_run(tmp_path):
-    meta = {'checkpoint': 'a.pth', 'seed': 0, 'corruptions': ['fog'],
-            'severities': [1, 2, 3]}
+    meta = {'checkpoint_sha256': 'a' * 64, 'seed': 0, 'data': 'd1',
+            'test_setup': 't1', 'key': 'relative',
+            'versions': {'numpy': '2.4.6', 'mmspd': '0.1.0'},
+            'corruptions': ['fog'], 'severities': [1, 2, 3]}
     make_results(meta).save(str(tmp_path))
     path = str(tmp_path / 'robustness.json')
     before = (tmp_path / 'robustness.json').read_bytes()
@@ -120,11 +205,19 @@ def test_resume_refuses_results_of_another_run(tmp_path):
     assert resumed.meta['corruptions'] == ['fog', 'snow']
     assert resumed.meta['severities'] == [1, 2, 3, 5]
 
-    with pytest.raises(ValueError, match="checkpoint: 'a.pth' there, "
-                       "'b.pth' now"):
-        load_for_resume(path, dict(meta, checkpoint='b.pth'))
-    with pytest.raises(ValueError, match='seed'):
-        load_for_resume(path, dict(meta, seed=1))
+    # Same path, other contents: the hash tells.
+    with pytest.raises(ValueError, match="checkpoint_sha256: 'aaaa.*there, "
+                       "'bbbb.*now"):
+        load_for_resume(path, dict(meta, checkpoint_sha256='b' * 64))
+    for change, match in [({'seed': 1}, 'seed: 0 there, 1 now'),
+                          ({'data': 'd2'}, "data: 'd1' there"),
+                          ({'test_setup': 't2'}, 'test_setup'),
+                          ({'versions': {'numpy': '2.5.0',
+                                         'mmspd': '0.1.0'}},
+                           'versions: numpy 2.4.6 there, 2.5.0 now')]:
+        with pytest.raises(ValueError, match=match) as info:
+            load_for_resume(path, dict(meta, **change))
+        assert '--overwrite' in str(info.value)
     assert (tmp_path / 'robustness.json').read_bytes() == before
     assert not load_for_resume(str(tmp_path / 'new.json'), meta).has(
         'clean')
@@ -133,25 +226,89 @@ def test_resume_refuses_results_of_another_run(tmp_path):
 def test_comparison_table_and_files(tmp_path):
     first = make_results({'config': 'x/adamw.py'})
     second = make_results({'config': 'x/spd.py'}, scale=1.5)
-    second.add('snow', 1, {'mIoU': 12., 'aAcc': 1., 'mAcc': 1.})
     table = comparison_table([first, second], ['AdamW', 'SPD'])
     assert table['columns'] == [
-        'Method', 'Clean', 'fog', 'brightness', 'snow', 'Mean', 'rPC (%)'
+        'Method', 'Clean', 'fog', 'brightness', 'Mean', 'rPC (%)'
     ]
     adamw, spd = table['rows']
     assert adamw[:4] == ['AdamW', 40., 20., 36.]
-    assert adamw[4] is None  # AdamW was not evaluated on snow
-    assert adamw[5] == pytest.approx(28.)
-    assert spd[5] == pytest.approx((30. + 54. + 12.) / 3)
+    assert adamw[4] == pytest.approx(28.)
+    assert spd[4] == pytest.approx((30. + 54.) / 2)
 
     paths = write_comparison([first, second], ['AdamW', 'SPD'],
                              str(tmp_path / 'cmp'))
-    assert '| AdamW | 40.00 | 20.00 | 36.00 | - | 28.00 | 70.00 |' in \
+    assert '| AdamW | 40.00 | 20.00 | 36.00 | 28.00 | 70.00 |' in \
         paths['table']
     with open(paths['csv']) as f:
         rows = list(csv.reader(f))
-    assert rows[0][0] == 'Method' and rows[1][4] == ''
+    assert rows[0][0] == 'Method' and rows[1][4] == '28.0000'
     with open(paths['plot'], 'rb') as f:
         assert f.read(4) == b'\x89PNG'
     with pytest.raises(ValueError, match='1 names for 2 result files'):
         comparison_table([first, second], ['AdamW'])
+    paper = comparison_table([first, second], ['AdamW', 'SPD'], paper=True)
+    assert paper['columns'] == ['Method', 'Clean', 'fog', 'brightness',
+                                'Mean']
+
+
+def test_comparison_refuses_or_marks_other_condition_sets():
+    full = grid(['fog', 'brightness', 'defocus_blur', 'gaussian_noise'],
+                [1, 2, 3, 4, 5])
+    small = grid(['fog'], [1, 5])
+    with pytest.raises(ValueError, match=r'different conditions.*'
+                       r'1 corruption x severities 1, 5 \(2 conditions\)'
+                       r'.*--allow-mismatch'):
+        comparison_table([full, small], ['full', 'small'])
+    table = comparison_table([full, small], ['full', 'small'], strict=False)
+    mean = table['columns'].index('Mean')
+    assert table['marks'][(1, mean)] == '*'
+    assert table['marks'][(1, table['columns'].index('fog'))] == '*'
+    assert (0, mean) not in table['marks']
+    assert any(note.startswith('* small: mPC over 1 corruption')
+               for note in table['notes'])
+
+
+def test_baseline_deltas_and_corruption_errors():
+    base = grid(['fog', 'brightness'], [1, 2], clean=60.,
+                miou=lambda c, s: 40. if s == 1 else 20.)
+    better = grid(['fog', 'brightness'], [1, 2], clean=60.,
+                  miou=lambda c, s: 50. if s == 1 else 40.)
+    # Errors 60 + 80 = 140 for the baseline, 50 + 60 = 110 for better.
+    # Degradation from clean (error 40): 20 + 40 = 60 against 10 + 20 = 30.
+    mce, rel = corruption_errors(better, base)
+    assert mce == pytest.approx(100 * 110 / 140)
+    assert rel == pytest.approx(100 * 30 / 60)
+    assert corruption_errors(base, base) == (pytest.approx(100.),
+                                             pytest.approx(100.))
+    table = comparison_table([base, better], ['AdamW', 'SPD'], baseline=0)
+    columns = table['columns']
+    assert columns[-5:] == ['Δ Clean', 'Δ Mean', 'Δ rPC', 'mCE (%)',
+                            'rel. mCE (%)']
+    spd = dict(zip(columns, table['rows'][1]))
+    assert spd['Δ Mean'] == pytest.approx(45. - 30.)
+    assert spd['Δ Clean'] == 0.
+    assert spd['mCE (%)'] == pytest.approx(mce)
+    assert dict(zip(columns, table['rows'][0]))['rel. mCE (%)'] == \
+        pytest.approx(100.)
+
+
+def test_runs_of_one_config_get_distinct_names():
+    names = unique_names(['cfg', 'cfg', 'other'],
+                         ['w/run1/robustness.json', 'w/run2/robustness.json',
+                          'w/run3/robustness.json'])
+    assert names == ['cfg (run1)', 'cfg (run2)', 'other']
+    same_folder = unique_names(['cfg', 'cfg'], ['a/x/r.json', 'b/x/r.json'])
+    assert len(set(same_folder)) == 2
+
+
+def test_comparison_legend_does_not_cover_the_bars(tmp_path):
+    from mmspd.evaluation.plots import _figure, _legend_outside
+    figure = _figure(6, 4)
+    axes = figure.add_subplot()
+    axes.bar([0, 1], [90, 95], label='a long method name')
+    _legend_outside(figure, axes)
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend().get_window_extent(renderer)
+    box = axes.get_window_extent(renderer)
+    assert legend.x0 >= box.x1  # entirely right of the plotting area
+    assert legend.x1 <= figure.bbox.x1 + 1  # and inside the image

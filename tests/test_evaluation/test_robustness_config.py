@@ -36,10 +36,20 @@ def test_plan_has_clean_first_then_every_condition():
                          'impulse_noise'] for s in (1, 3)]
 
 
-@pytest.mark.parametrize('severities', [[0], [1, 6], []])
+@pytest.mark.parametrize('severities', [[0], [1, 6], [], [-1], [True]])
 def test_plan_rejects_bad_severities(severities):
-    with pytest.raises(ValueError, match='accepted: 1, 2, 3, 4, 5'):
+    with pytest.raises(ValueError, match='1, 2, 3, 4, 5'):
         plan_conditions(['fog'], severities)
+
+
+def test_severity_0_is_clean():
+    assert plan_conditions(['fog'], [0, 2]) == [('clean', None), ('fog', 2)]
+
+
+def test_holdout_group():
+    plan = plan_conditions(['holdout'], [1])
+    assert [c for c, _ in plan[1:]] == ['speckle_noise', 'gaussian_blur',
+                                        'spatter', 'saturate']
 
 
 def test_plan_rejects_unknown_corruptions():
@@ -57,7 +67,7 @@ def test_corruption_goes_right_after_image_loading():
                      'LoadAnnotations', 'PackSegInputs']
     assert cfg['dataset']['pipeline'][1] == {
         'type': 'ImageCorruption', 'corruption': 'fog', 'severity': 2,
-        'seed': 7, 'key': 'name'}
+        'seed': 7, 'key': 'relative', 'root': 'data/x'}
     assert cfg['persistent_workers'] is False
 
 

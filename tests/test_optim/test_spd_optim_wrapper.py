@@ -5,7 +5,6 @@ import torch
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 
 from mmspd.optim import (
-    SPD_LAMBDA_KEY,
     AdamSPD,
     AmpSPDOptimWrapper,
     SPDOptimWrapper,
@@ -32,7 +31,9 @@ def test_wrapped_adam_reproduces_adam_spd(helpers, foreach, amsgrad):
     helpers.train(net, wrapper, data, step=wrapper.update_params)
     helpers.train(spd_net, adam_spd, data)
     helpers.assert_same_params(net, spd_net, rtol=1e-9, atol=1e-11)
-    assert all(g['weight_decay'] == 0 for g in wrapper.optimizer.param_groups)
+    # The strengths stay where schedulers and checkpoints see them.
+    assert [g['weight_decay'] for g in wrapper.optimizer.param_groups] == [
+        g['weight_decay'] for g in adam_spd.param_groups]
     wrapped_anchors = list(get_anchors(wrapper).values())
     for mine, theirs in zip(wrapped_anchors, get_anchors(adam_spd).values()):
         assert torch.equal(mine, theirs)
@@ -55,12 +56,11 @@ def build_from_config(net, **wrapper_cfg):
 def test_build_from_config_with_paramwise_cfg(helpers):
     net, spd_net = helpers.make_net(), helpers.make_net()
     wrapper = build_from_config(net)
-    strengths = {id(p): g[SPD_LAMBDA_KEY]
+    strengths = {id(p): g['weight_decay']
                  for g in wrapper.optimizer.param_groups for p in g['params']}
     assert strengths[id(net.norm.weight)] == 0.0
     assert strengths[id(net.fc1.weight)] == 1.0
     assert strengths[id(net.conv.weight)] == 0.5
-    assert all(g['weight_decay'] == 0 for g in wrapper.optimizer.param_groups)
     # AdamW without decay is Adam: the same per-layer strengths in AdamSPD
     # give the same trajectory; decay_mult=0 turns SPD off for norm layers.
     groups = [{'params': list(spd_net.norm.parameters()), 'weight_decay': 0.0},
@@ -74,20 +74,22 @@ def test_build_from_config_with_paramwise_cfg(helpers):
     helpers.assert_same_params(net, spd_net, rtol=1e-9, atol=1e-11)
 
 
-def test_state_dict_round_trip_keeps_lambda_and_anchors(helpers):
+@pytest.mark.parametrize('how', [
+    {}, {'type': 'OptimWrapper', 'constructor': 'SPDOptimWrapperConstructor'}
+], ids=['SPDOptimWrapper', 'constructor'])
+def test_state_dict_round_trip_keeps_lambda_and_anchors(helpers, how):
     net = helpers.make_net()
-    wrapper = build_from_config(net)
+    wrapper = build_from_config(net, **how)
     data = helpers.batches(20)
     helpers.train(net, wrapper, data[:10], step=wrapper.update_params)
     saved = copy.deepcopy(wrapper.state_dict())
 
     resumed_net = helpers.make_net(seed=5)
     resumed_net.load_state_dict(net.state_dict())
-    resumed = build_from_config(resumed_net)
+    resumed = build_from_config(resumed_net, **how)
     resumed.load_state_dict(saved)
-    assert [g[SPD_LAMBDA_KEY] for g in resumed.optimizer.param_groups] == [
-        g[SPD_LAMBDA_KEY] for g in wrapper.optimizer.param_groups]
-    assert all(g['weight_decay'] == 0 for g in resumed.optimizer.param_groups)
+    assert [g['weight_decay'] for g in resumed.optimizer.param_groups] == [
+        g['weight_decay'] for g in wrapper.optimizer.param_groups]
     for anchor, resumed_anchor in zip(get_anchors(wrapper).values(),
                                       get_anchors(resumed).values()):
         assert torch.equal(anchor, resumed_anchor)
@@ -103,8 +105,12 @@ def test_plain_optimizer_checkpoint_gives_lambda(helpers):
     wrapper = SPDOptimWrapper(
         torch.optim.AdamW(net.parameters(), lr=0.01, weight_decay=0.0))
     wrapper.load_state_dict(plain.state_dict())
-    assert wrapper.optimizer.param_groups[0][SPD_LAMBDA_KEY] == 0.3
-    assert wrapper.optimizer.param_groups[0]['weight_decay'] == 0.0
+    assert wrapper.optimizer.param_groups[0]['weight_decay'] == 0.3
+    # A checkpoint of an mmspd 0.1 wrapper kept the strength aside.
+    legacy = plain.state_dict()
+    legacy['param_groups'][0].update(weight_decay=0.0, spd_weight_decay=0.2)
+    wrapper.load_state_dict(legacy)
+    assert wrapper.optimizer.param_groups[0]['weight_decay'] == 0.2
 
 
 def test_accumulation_and_clipping_match_optim_wrapper(helpers):
@@ -211,7 +217,7 @@ def test_rejects_bad_settings(helpers):
         ], lr=0.1))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     SPDOptimWrapper(optimizer)
-    with pytest.raises(ValueError, match='already wrapped'):
+    with pytest.raises(ValueError, match='already attached'):
         SPDOptimWrapper(optimizer)
     with pytest.raises(TypeError, match='AdamSPD already ties'):
         SPDOptimWrapper(AdamSPD(net.parameters(), weight_decay=0.5))

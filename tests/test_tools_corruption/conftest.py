@@ -49,7 +49,8 @@ def tiny(tmp_path_factory, mmcv_ops) -> dict:
         sys.path.insert(0, TEST_DIR)  # the config imports recorder_hook
     tmp = tmp_path_factory.mktemp('robustness')
     root = str(tmp / 'data')
-    generate_demo_dataset(root, domain='A', num_train=1, num_val=4, size=64)
+    generate_demo_dataset(root, domain='target', num_train=1, num_val=4,
+                          size=64)
 
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmseg'):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -24,11 +25,15 @@ class ConditionRecorderHook(Hook):
         interrupt_at (int): Raise KeyboardInterrupt when the test epoch with
             this 1-based index starts, as Ctrl-C would. Defaults to 0
             (never).
+        pause (float): Seconds to sleep before each test epoch, so that a
+            test can start a second run meanwhile. Defaults to 0.
     """
 
-    def __init__(self, record: str, interrupt_at: int = 0) -> None:
+    def __init__(self, record: str, interrupt_at: int = 0,
+                 pause: float = 0.) -> None:
         self.record = record
         self.interrupt_at = interrupt_at
+        self.pause = pause
         self.count = 0
 
     def before_test_epoch(self, runner) -> None:
@@ -37,3 +42,4 @@ class ConditionRecorderHook(Hook):
             raise KeyboardInterrupt
         with open(self.record, 'a') as f:
             f.write(json.dumps(current_condition(runner)) + '\n')
+        time.sleep(self.pause)

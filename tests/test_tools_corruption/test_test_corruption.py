@@ -2,13 +2,18 @@
 end to end on tiny demo data and a freshly built tiny model."""
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import os.path as osp
+import shutil
 import socket
 import subprocess
 import sys
+import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -118,19 +123,37 @@ def test_results_and_summary(run):
     assert csv_text.startswith('corruption,severity,mIoU,aAcc,mAcc\n')
 
 
-def test_clean_miou_equals_tools_test(run, tiny):
-    test_tool = load_tool('test')
-    metrics = test_tool.main([
-        tiny['config'], tiny['checkpoint'], '--work-dir',
-        str(tiny['tmp'] / 'plain_test'), *options(
-            tiny, str(tiny['tmp'] / 'rec_test.jsonl'))
-    ])
+def test_clean_miou_equals_a_plain_test_run(run, tiny):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(tiny['config'])
+    cfg.merge_from_dict({
+        'test_dataloader.dataset.data_root': tiny['data_root'],
+        'custom_hooks': [], 'load_from': tiny['checkpoint'],
+        'work_dir': str(tiny['tmp'] / 'plain_test')})
+    metrics = Runner.from_cfg(cfg).test()
     clean = run['final']['clean']
     for metric in ('mIoU', 'aAcc', 'mAcc'):
         # IoUMetric reports float32 percentages rounded to 2 decimals.
         assert np.float32(clean[metric]) == metrics[metric]
-        assert f'{clean[metric]:.2f}' == f'{metrics[metric]:.2f}'
         assert clean[metric] == round(clean[metric], 2)
+
+
+def test_reproducibility_record(run, tiny):
+    meta = run['final']['meta']
+    with open(tiny['checkpoint'], 'rb') as f:
+        assert meta['checkpoint_sha256'] == hashlib.sha256(
+            f.read()).hexdigest()
+    assert meta['images'] == 4 and meta['world_size'] == 1
+    assert meta['key'] == 'relative'
+    for name in ('mmspd', 'imagecorruptions', 'numpy', 'opencv'):
+        assert meta['versions'][name] not in (None, '', 'not installed')
+    assert meta['started'] <= meta['updated']
+    markdown = read_text(run['work'], 'robustness.md')
+    assert f'checkpoint sha256: `{meta["checkpoint_sha256"]}`' in markdown
+    assert 'test images: `4`' in markdown and 'processes: `1`' in markdown
+    assert 'mean over 2 corruptions x severities 1, 5 (4 conditions)' in \
+        markdown
 
 
 def test_robustness_table(run, tiny, capsys):
@@ -152,6 +175,31 @@ def test_robustness_table(run, tiny, capsys):
                        out_dir]) == 2
     assert '2 --names for 1 result files' in capsys.readouterr().err
 
+    # A baseline: deltas, mCE and relative mCE (100 for equal results).
+    assert table.main([json_path, json_path, '--names', 'AdamW', 'SPD',
+                       '--baseline', 'AdamW', '--out-dir', out_dir]) == 0
+    printed = capsys.readouterr().out
+    assert '| Δ Clean | Δ Mean | Δ rPC | mCE (%) | rel. mCE (%) |' in \
+        printed
+    assert printed.count('| 0.00 | 0.00 | 0.00 | 100.00 | 100.00 |') == 2
+
+    # Another condition set: refused, or marked on request.
+    data = dict(run['final'])
+    data['conditions'] = [c for c in data['conditions']
+                          if c['corruption'] == 'fog']
+    fewer = str(tiny['tmp'] / 'fewer.json')
+    with open(fewer, 'w') as f:
+        json.dump(data, f)
+    assert table.main([json_path, fewer, '--out-dir', out_dir]) == 2
+    err = capsys.readouterr().err
+    assert 'different conditions' in err and '--allow-mismatch' in err
+    assert table.main([json_path, fewer, '--out-dir', out_dir,
+                       '--allow-mismatch', '--paper']) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith('| Method | Clean | gaussian_noise | fog | '
+                              'Mean |')
+    assert '*' in printed and 'mPC over 1 corruption' in printed
+
 
 def test_other_run_in_same_work_dir_is_refused(run, tiny, capsys):
     tool = load_tool('test_corruption')
@@ -167,7 +215,7 @@ def test_other_run_in_same_work_dir_is_refused(run, tiny, capsys):
     ({0: 'missing_config.py'}, 'Config not found'),
     ({1: 'missing.pth'}, 'checkpoint not found'),
     ({3: 'fogg'}, "'fogg'"),
-    ({6: '6'}, 'accepted: 1, 2, 3, 4, 5'),
+    ({6: '6'}, '1, 2, 3, 4, 5'),
 ])
 def test_bad_arguments_fail_before_any_work(tiny, tmp_path, capsys,
                                             change, message):
@@ -222,3 +270,202 @@ def test_two_processes_give_the_same_numbers(run, tiny):
     single = run['final']
     assert dist['clean'] == single['clean']
     assert dist['conditions'] == [single['conditions'][1]]
+
+
+def fresh_args(tiny, work, checkpoint=None, severities=('1', )):
+    return [tiny['config'], checkpoint or tiny['checkpoint'],
+            '--corruptions', 'brightness', '--severities', *severities,
+            '--work-dir', str(work)]
+
+
+def test_changed_checkpoint_contents_are_not_reused(tiny, tmp_path, capsys):
+    import torch
+    tool = load_tool('test_corruption')
+    checkpoint = str(tmp_path / 'ck.pth')
+    shutil.copy(tiny['checkpoint'], checkpoint)
+    work = tmp_path / 'work'
+    rec = str(tmp_path / 'rec.jsonl')
+    assert tool.main(fresh_args(tiny, work, checkpoint) +
+                     options(tiny, rec)) == 0
+    before = read_text(work, 'robustness.json')
+    # Other weights under the same path.
+    state = torch.load(checkpoint, map_location='cpu')
+    for value in state['state_dict'].values():
+        if value.is_floating_point():
+            value.mul_(-1.5)
+    torch.save(state, checkpoint)
+    args = fresh_args(tiny, work, checkpoint, ('1', '2'))
+    assert tool.main(args + options(tiny, rec)) == 2
+    err = capsys.readouterr().err
+    assert 'holds results of a different run (checkpoint_sha256:' in err
+    assert '--overwrite' in err
+    assert read_text(work, 'robustness.json') == before
+    assert recorded(rec) == ['clean', 'brightness-1']
+
+    # --overwrite starts over; --show-dir keeps samples of each condition.
+    show = tmp_path / 'show'
+    assert tool.main(args + ['--overwrite', '--show-dir', str(show),
+                             '--show-num', '2'] + options(tiny, rec)) == 0
+    assert recorded(rec)[2:] == ['clean', 'brightness-1', 'brightness-2']
+    final = read_json(work)
+    with open(checkpoint, 'rb') as f:
+        assert final['meta']['checkpoint_sha256'] == hashlib.sha256(
+            f.read()).hexdigest()
+    assert [(c['corruption'], c['severity'])
+            for c in final['conditions']] == [('brightness', 1),
+                                              ('brightness', 2)]
+    for condition in ('clean', 'brightness-1', 'brightness-2'):
+        files = sorted(os.listdir(show / condition))
+        assert len(files) == 2 and all(f.endswith('.png') for f in files)
+    panel = cv2.imread(str(show / 'brightness-2' / files[0]))
+    assert panel.shape == (64, 3 * 64, 3)  # input | prediction | truth
+
+
+def test_concurrent_run_on_the_same_work_dir_is_refused(tiny, tmp_path,
+                                                        capsys):
+    from mmspd.evaluation import WorkDirLock
+    tool = load_tool('test_corruption')
+    work = tmp_path / 'work'
+    work.mkdir()
+    rec = str(tmp_path / 'rec.jsonl')
+    with WorkDirLock(str(work)):
+        assert tool.main(fresh_args(tiny, work) + options(tiny, rec)) == 2
+    assert 'Another tools/test_corruption.py run is using work dir' in \
+        capsys.readouterr().err
+    assert recorded(rec) == []
+    assert not osp.exists(work / 'robustness.json')
+
+
+def test_checkpoint_of_another_model_is_refused(tiny, tmp_path, capsys):
+    import torch
+    tool = load_tool('test_corruption')
+    state = torch.load(tiny['checkpoint'], map_location='cpu')
+    other = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': {f'detector.{k}': v for k, v in
+                               state['state_dict'].items()}}, other)
+    rec = str(tmp_path / 'rec.jsonl')
+    assert tool.main(fresh_args(tiny, tmp_path / 'work', other) +
+                     options(tiny, rec)) == 2
+    err = capsys.readouterr().err
+    assert "fills none of the model's" in err and 'detector.' in err
+    assert recorded(rec) == []
+
+
+def broken_copy(tiny, tmp_path, change) -> str:
+    root = str(tmp_path / 'data')
+    shutil.copytree(tiny['data_root'], root)
+    images = sorted(glob.glob(osp.join(root, 'JPEGImages', '*.jpg')))
+    change(root, images)
+    return root
+
+
+def _empty_split(root, images):
+    open(osp.join(root, 'ImageSets/SegmentationContext/val.txt'),
+         'w').close()
+
+
+def _garbage_image(root, images):
+    with open(images[1], 'wb') as f:
+        f.write(b'not an image')
+
+
+def _small_image(root, images):
+    cv2.imwrite(images[2], np.zeros((20, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize('change, message', [
+    (_empty_split, 'lists no image (it is empty)'),
+    (_garbage_image, '1 of 4 test images cannot be read as an image: '),
+    (_small_image, '1 of 4 test images smaller than 32 pixels'),
+])
+def test_bad_test_data_is_found_before_the_clean_pass(tiny, tmp_path,
+                                                      capsys, change,
+                                                      message):
+    tool = load_tool('test_corruption')
+    root = broken_copy(tiny, tmp_path, change)
+    rec = str(tmp_path / 'rec.jsonl')
+    args = fresh_args(tiny, tmp_path / 'work') + options(tiny, rec)
+    args[args.index(f'test_dataloader.dataset.data_root='
+                    f'{tiny["data_root"]}')] = \
+        f'test_dataloader.dataset.data_root={root}'
+    assert tool.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err
+    assert recorded(rec) == []
+    assert not osp.exists(tmp_path / 'work')
+
+
+def test_work_dir_under_a_file_is_refused(tiny, tmp_path, capsys):
+    tool = load_tool('test_corruption')
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    assert tool.main(fresh_args(tiny, blocker / 'work') +
+                     options(tiny, str(tmp_path / 'r'))) == 2
+    assert 'which is a file, not a folder' in capsys.readouterr().err
+
+
+def test_nan_miou_is_reported_and_evaluated_again(tiny, tmp_path, capsys):
+    # Every label 0, which reduce_zero_label turns into "ignore": no class
+    # has a pixel, so IoUMetric's mIoU is NaN.
+    def unlabelled(root, images):
+        for path in glob.glob(osp.join(root, 'SegmentationClassContext',
+                                       '*.png')):
+            label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(path, np.zeros_like(label))
+
+    tool = load_tool('test_corruption')
+    root = broken_copy(tiny, tmp_path, unlabelled)
+    rec = str(tmp_path / 'rec.jsonl')
+    args = fresh_args(tiny, tmp_path / 'work') + [
+        '--cfg-options', f'test_dataloader.dataset.data_root={root}',
+        f'custom_hooks.0.record={rec}']
+    assert tool.main(args) == 1
+    err = capsys.readouterr().err
+    assert 'mIoU is NaN for clean, brightness-1' in err
+    stored = read_json(tmp_path / 'work')
+    assert stored['conditions'][0]['mIoU'] is None
+    assert stored['summary']['averaged_over']['missing'] == ['brightness-1']
+    assert tool.main(args) == 1
+    # Not counted as done: evaluated again.
+    assert recorded(rec) == ['clean', 'brightness-1'] * 2
+
+
+def test_two_runs_started_together_lose_nothing(tiny, tmp_path, capsys):
+    # fog in another process, gaussian_noise here, same work dir: the
+    # second is turned away while the first runs, then adds its condition.
+    tool = load_tool('test_corruption')
+    work = tmp_path / 'work'
+    rec = tmp_path / 'rec.jsonl'
+    common = ['--severities', '1', '--work-dir', str(work)]
+    path = (REPO_ROOT, TEST_DIR, os.environ.get('PYTHONPATH'))
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='',
+               PYTHONPATH=os.pathsep.join(p for p in path if p))
+    first = subprocess.Popen(
+        [sys.executable, 'tools/test_corruption.py', tiny['config'],
+         tiny['checkpoint'], '--corruptions', 'fog', *common,
+         *options(tiny, str(rec), 'custom_hooks.0.pause=3')],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not recorded(rec):  # the first run is evaluating
+            assert first.poll() is None, first.communicate()[0][-3000:]
+            assert time.time() < deadline
+            time.sleep(0.2)
+        second = [tiny['config'], tiny['checkpoint'], '--corruptions',
+                  'gaussian_noise', *common]
+        assert tool.main(second + options(tiny, str(rec))) == 2
+        assert 'Another tools/test_corruption.py run is using work dir' \
+            in capsys.readouterr().err
+        output = first.communicate(timeout=300)[0]
+        assert first.returncode == 0, output[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert tool.main(second + options(tiny, str(rec))) == 0
+    final = read_json(work)
+    assert [(c['corruption'], c['severity'])
+            for c in final['conditions']] == [('fog', 1),
+                                              ('gaussian_noise', 1)]
+    assert recorded(rec) == ['clean', 'fog-1', 'gaussian_noise-1']

@@ -1,15 +1,8 @@
 """tools/prepare_pascal_context.py on a small release-shaped fixture."""
-import os.path as osp
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.io import savemat
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'prepare_pascal_context.py')
 
 
 def _classes59():
@@ -54,17 +47,17 @@ def _make_release(root, ids_train, ids_val, annotated, skip_jpeg=()):
     return voc, ann, inverse, label_maps
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, TOOL, *map(str, args)],
-                          capture_output=True, text=True, check=False)
+@pytest.fixture
+def run(run_tool):
+    return lambda *args: run_tool('prepare_pascal_context', *args)
 
 
-def test_converts_labels_and_splits(tmp_path):
+def test_converts_labels_and_splits(run, tmp_path):
     train, val = ['2008_000001', '2008_000002'], ['2008_000003']
     voc, ann, inverse, label_maps = _make_release(
         tmp_path, train + ['2008_000009'], val, annotated=train + val)
-    result = _run(voc, '--annotations', ann, '--labels',
-                  tmp_path / 'labels.txt', '--nproc', 1)
+    result = run(voc, '--annotations', ann, '--labels',
+                 tmp_path / 'labels.txt', '--nproc', 1)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '1 of 3 images have no PASCAL-Context annotation' in result.stdout
 
@@ -83,14 +76,14 @@ def test_converts_labels_and_splits(tmp_path):
         np.testing.assert_array_equal(png, expected)
 
 
-def test_output_loads_in_mmseg(tmp_path):
+def test_output_loads_in_mmseg(run, tmp_path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
 
     ids = ['2008_000001', '2008_000002']
     voc, ann, _, _ = _make_release(tmp_path, ids, ids[:1], annotated=ids)
-    assert _run(voc, '--annotations', ann, '--labels',
-                tmp_path / 'labels.txt', '--nproc', 1).returncode == 0
+    assert run(voc, '--annotations', ann, '--labels',
+               tmp_path / 'labels.txt', '--nproc', 1).returncode == 0
     init_default_scope('mmseg')
     dataset = DATASETS.build(
         dict(
@@ -110,18 +103,18 @@ def test_output_loads_in_mmseg(tmp_path):
     assert set(np.unique(seg)) <= set(range(59)) | {255}
 
 
-def test_reports_missing_images(tmp_path):
+def test_reports_missing_images(run, tmp_path):
     ids = ['2008_000001', '2008_000002']
     voc, ann, _, _ = _make_release(
         tmp_path, ids, [], annotated=ids, skip_jpeg={'2008_000002'})
-    result = _run(voc, '--annotations', ann, '--labels',
-                  tmp_path / 'labels.txt', '--nproc', 1)
+    result = run(voc, '--annotations', ann, '--labels',
+                 tmp_path / 'labels.txt', '--nproc', 1)
     assert result.returncode == 1
     assert 'JPEGImages/2008_000002.jpg is missing' in result.stdout
 
 
 @pytest.mark.parametrize('what', ['voc', 'labels'])
-def test_bad_inputs_are_named(tmp_path, what):
+def test_bad_inputs_are_named(run, tmp_path, what):
     ids = ['2008_000001']
     voc, ann, _, _ = _make_release(tmp_path, ids, ids, annotated=ids)
     labels = tmp_path / 'labels.txt'
@@ -131,6 +124,6 @@ def test_bad_inputs_are_named(tmp_path, what):
     else:
         labels.write_text('1: person\n2: sky\n')
         message = "classes ['aeroplane'"
-    result = _run(voc, '--annotations', ann, '--labels', labels)
+    result = run(voc, '--annotations', ann, '--labels', labels)
     assert result.returncode != 0
     assert message in result.stderr

@@ -1,13 +1,16 @@
-# The synthetic demo data (tools/generate_demo_data.py) in PASCAL-Context
-# layout, read by mmseg's PascalContextDataset59 (label 0 ignored, 1..59 ->
-# 0..58). ``data_root`` points at one domain; tools/run_demo.py overrides it.
+# The synthetic demo data (mmspd.datasets.generate_demo_dataset) in
+# PASCAL-Context layout, read by mmseg's PascalContextDataset59 (label 0
+# ignored, 1..59 -> 0..58). ``data_root`` points at one generated set;
+# tools/run_demo.py sets it per stage, and picks the split that test runs
+# read (here, as for PASCAL-Context, the val split).
 dataset_type = 'PascalContextDataset59'
-data_root = 'data/demo/domain_A'
+data_root = 'data/demo/target'
 crop_size = (64, 64)
 img_scale = (64, 64)
 
-# No PhotoMetricDistortion: colour jitter would blur the very domain shift
-# (palette, lighting) the demo is about.
+# No PhotoMetricDistortion (our choice; mmseg's recipes have it): the demo
+# is about what fine-tuning on one narrow appearance does, and colour
+# jitter would widen it.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),

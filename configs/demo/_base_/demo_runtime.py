@@ -1,19 +1,10 @@
-# Runtime for CPU runs of a few hundred iterations.
-default_scope = 'mmseg'
+# mmseg's default runtime plus what the CPU demo needs: mmspd registered,
+# gloo for a CPU process group, a fixed seed (tools/run_demo.py varies it
+# per fine-tuning run), and an iteration-based loop that validates and
+# saves once, at the end. Configs set ``max_iters`` in these places.
+_base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmspd'], allow_failed_imports=False)
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='gloo'),
-)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False
-# A fixed seed makes the demo's numbers repeatable on one machine.
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 
 max_iters = 1000

@@ -1,9 +1,10 @@
-# mmspd's Swin-T UperNet (configs/_base_/models/upernet_swin.py: same
-# modules, same wiring) shrunk to train on a CPU in minutes: 32-d
-# embeddings, 5 blocks, 4x4 windows for 64x64 inputs, a 64-channel UPerHead,
-# plain BN (SyncBN needs a process group), no auxiliary head, and no
-# pre-trained backbone (the demo pre-trains its own model).
-_base_ = ['../../_base_/models/upernet_swin.py']
+# mmseg's Swin UperNet (mmseg::_base_/models/upernet_swin.py: the same
+# modules and wiring as the Swin-T configs) shrunk to train on a CPU in
+# minutes: 32-d embeddings, 5 blocks, 4x4 windows for 64x64 inputs, a
+# 64-channel UPerHead, plain BN (SyncBN needs a process group), no
+# auxiliary head, and no pre-trained backbone (the demo pre-trains its own
+# model). 59 classes: the demo data uses PASCAL-Context-59 label ids.
+_base_ = ['mmseg::_base_/models/upernet_swin.py']
 
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(size=(64, 64))
@@ -22,5 +23,6 @@ model = dict(
         # The last stage is 2x2 for 64x64 inputs; larger pools add nothing.
         pool_scales=(1, 2),
         channels=64,
+        num_classes=59,
         norm_cfg=norm_cfg),
     auxiliary_head=None)

@@ -2,7 +2,8 @@
 # for end-to-end tests of tools/test_corruption.py. The tests set data_root
 # with --cfg-options.
 _base_ = [
-    '../../../configs/demo/upernet_swin-demo_adamw_1xb8-300i_demo-b-64x64.py'
+    '../../../configs/demo/'
+    'upernet_swin-demo_adamw_1xb8-200i_demo-target-64x64.py'
 ]
 custom_imports = dict(
     imports=['mmspd', 'recorder_hook'], allow_failed_imports=False)

@@ -4,7 +4,7 @@
 _base_ = [
     '../../../configs/demo/_base_/upernet_swin-demo.py',
     '../../../configs/demo/_base_/demo_pascal_context_59.py',
-    '../../../configs/_base_/default_runtime.py',
+    'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(
     imports=['mmspd', 'rank_state_dump'], allow_failed_imports=False)
@@ -32,7 +32,6 @@ optim_wrapper = dict(
             'relative_position_bias_table': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.),
         }))
-spd_required = True
 
 # Fixed ends, so runs of 2 and of 4 iterations share the schedule.
 param_scheduler = [
@@ -51,6 +50,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 custom_hooks = [
+    dict(type='SPDGuardHook'),
     dict(type='SPDStatsHook', interval=1),
     dict(type='RankStateDumpHook'),
 ]
