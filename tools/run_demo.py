@@ -52,7 +52,7 @@ from mmspd.datasets.demo_data import DEMO_SIZES, generate_demo_dataset  # noqa: 
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 PRETRAIN_CONFIG = osp.join(
-    CONFIG_DIR, 'upernet_swin-demo_adamw_1xb16-1500i_demo-broad-64x64.py')
+    CONFIG_DIR, 'upernet_swin-demo_adamw_1xb16-700i_demo-broad-64x64.py')
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Method:
 def _finetune_config(optimizer: str) -> str:
     return osp.join(
         CONFIG_DIR,
-        f'upernet_swin-demo_{optimizer}_1xb8-200i_demo-target-64x64.py')
+        f'upernet_swin-demo_{optimizer}_1xb8-100i_demo-target-64x64.py')
 
 
 METHODS = (

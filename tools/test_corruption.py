@@ -131,6 +131,7 @@ def _prepare(args, conditions):
         'images': data['images'],
         'corruptions': list(dict.fromkeys(c for c, _ in conditions[1:])),
         'severities': sorted({s for _, s in conditions[1:]}),
+        'requested': [f'{c}-{s}' for c, s in conditions[1:]],
         'seed': args.seed,
         'key': args.key,
         'world_size': int(os.environ.get('WORLD_SIZE', '1')),

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import fast
+from . import fast, glass
 from .reference import reference_corruption
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -46,7 +46,7 @@ _FAST = {
     'defocus_blur': fast.defocus_blur,
     'fog': fast.fog,
     'brightness': fast.brightness,
-    'glass_blur': fast.glass_blur,
+    'glass_blur': glass.glass_blur,
 }
 
 # imagecorruptions refuses smaller images; several corruptions (zoom blur,
@@ -117,7 +117,7 @@ def get_corruption(name: str) -> Callable:
     """The function that applies corruption ``name``.
 
     The four default corruptions and glass_blur are mmspd's vectorised
-    versions (:mod:`mmspd.corruptions.fast`); the others run
+    versions (:mod:`mmspd.corruptions.fast`, :mod:`~.glass`); the others run
     imagecorruptions 1.1.2 with the fixes of
     :mod:`mmspd.corruptions.reference`.
 

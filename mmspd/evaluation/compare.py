@@ -31,6 +31,11 @@ COMPARISON_FILES = {
 #: Marks a value averaged over other conditions than the reference's.
 MISMATCH = '*'
 
+#: Run settings that should agree between compared results; a difference
+#: is noted under the table.
+SETUP_KEYS = (('data', 'test data (fingerprints)'), ('images', 'test images'),
+              ('seed', 'corruption seeds'), ('key', 'seed keys'))
+
 
 def default_name(results: RobustnessResults, path: str) -> str:
     """A method name for a result: its config's stem, else its folder."""
@@ -104,8 +109,10 @@ def corruption_errors(result: RobustnessResults,
     base_clean = (baseline.clean or {}).get(metric, math.nan)
     ce, rel = [], []
     for name in names:
-        errors = [100. - result.get(name, s)[metric] for s in ours[name]]
-        base = [100. - baseline.get(name, s)[metric] for s in ours[name]]
+        errors = [100. - result.get(name, s).get(metric, math.nan)
+                  for s in ours[name]]
+        base = [100. - baseline.get(name, s).get(metric, math.nan)
+                for s in ours[name]]
         ce.append(sum(errors) / sum(base) if sum(base) else math.nan)
         degradation = sum(e - (100. - clean) for e in errors)
         base_degradation = sum(e - (100. - base_clean) for e in base)
@@ -172,6 +179,11 @@ def comparison_table(results: Sequence[RobustnessResults],
             '. Evaluate the missing conditions (the same --corruptions and '
             '--severities for every run), or pass --allow-mismatch to '
             'compare anyway with the values marked')
+    for key, what in SETUP_KEYS:
+        values = [r.meta.get(key) for r in results]
+        if len({repr(v) for v in values}) > 1:
+            notes.append(f'{what} differ: ' + ', '.join(
+                f'{name} {value}' for name, value in zip(names, values)))
     for index, result in enumerate(results):
         missing = result.summary()['averaged_over']['missing']
         if missing:

@@ -110,7 +110,9 @@ class RobustnessResults:
                  clean: Mapping[str, float] | None = None,
                  conditions: Iterable[Mapping] | None = None) -> None:
         self.meta = dict(meta or {})
-        self.clean = dict(clean) if clean is not None else None
+        self.clean = None
+        if clean is not None:
+            self.add(CLEAN, None, clean)  # null (NaN in JSON) -> NaN
         self._conditions: dict[tuple, dict] = {}
         for index, row in enumerate(conditions or ()):
             corruption, severity, metrics = _check_row(
@@ -159,7 +161,12 @@ class RobustnessResults:
 
     @property
     def expected(self) -> list[tuple[str, int]]:
-        """The conditions the run was asked for (from ``meta``)."""
+        """The conditions the runs in this work dir were asked for:
+        ``meta['requested']`` (``'fog-3'`` labels), else every
+        ``meta['corruptions']`` at every ``meta['severities']``."""
+        if 'requested' in self.meta:
+            return [(label.rsplit('-', 1)[0], int(label.rsplit('-', 1)[1]))
+                    for label in self.meta['requested']]
         return [(c, int(s)) for c in self.meta.get('corruptions', [])
                 for s in self.meta.get('severities', [])]
 

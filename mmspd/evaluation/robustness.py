@@ -226,8 +226,13 @@ def load_for_resume(path: str, meta: dict[str, Any]) -> RobustnessResults:
     severities = sorted(
         set(results.meta.get('severities', [])) |
         set(meta.get('severities', [])))
+    # Each run's own conditions, not every corruption at every severity.
+    conditions = list(results.meta.get('requested', []))
+    conditions += [c for c in meta.get('requested', [])
+                   if c not in conditions]
     started = results.meta.get('started')
-    results.meta.update(meta, corruptions=requested, severities=severities)
+    results.meta.update(meta, corruptions=requested, severities=severities,
+                        requested=conditions)
     if started:
         results.meta['started'] = started
     return results

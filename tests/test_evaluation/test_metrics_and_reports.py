@@ -312,3 +312,41 @@ def test_comparison_legend_does_not_cover_the_bars(tmp_path):
     box = axes.get_window_extent(renderer)
     assert legend.x0 >= box.x1  # entirely right of the plotting area
     assert legend.x1 <= figure.bbox.x1 + 1  # and inside the image
+
+
+def test_resumed_runs_expect_only_the_conditions_they_asked_for(tmp_path):
+    first = grid(['fog'], [1, 2])
+    first.meta.update(requested=['fog-1', 'fog-2'])
+    first.save(str(tmp_path))
+    resumed = load_for_resume(
+        str(tmp_path / 'robustness.json'),
+        dict(first.meta, corruptions=['snow'], severities=[5],
+             requested=['snow-5']))
+    assert resumed.meta['requested'] == ['fog-1', 'fog-2', 'snow-5']
+    assert resumed.summary()['averaged_over']['missing'] == ['snow-5']
+    resumed.add('snow', 5, {'mIoU': 10.})
+    over = resumed.summary()['averaged_over']
+    # Not fog-5 or snow-1: nobody asked for them.
+    assert over['missing'] == []
+    assert 'uneven severities' in over['label'] and not over['complete']
+
+
+def test_nan_clean_round_trips_as_nan(tmp_path):
+    results = grid(['fog'], [1])
+    results.add('clean', None, {'mIoU': math.nan, 'aAcc': 1.})
+    results.save(str(tmp_path))
+    loaded = RobustnessResults.load(str(tmp_path / 'robustness.json'))
+    assert math.isnan(loaded.clean['mIoU']) and not loaded.has('clean')
+    assert math.isnan(loaded.summary()['rPC']['mIoU'])
+    assert '- clean mIoU: -' in loaded.to_markdown()
+
+
+def test_comparison_notes_other_test_data_and_seeds():
+    first = grid(['fog'], [1])
+    second = grid(['fog'], [1])
+    first.meta.update(data='d1', seed=0, images=10)
+    second.meta.update(data='d2', seed=0, images=12)
+    notes = comparison_table([first, second], ['a', 'b'])['notes']
+    assert 'test data (fingerprints) differ: a d1, b d2' in notes
+    assert 'test images differ: a 10, b 12' in notes
+    assert not any('seed' in note for note in notes)

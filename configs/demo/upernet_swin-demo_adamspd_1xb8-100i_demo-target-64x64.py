@@ -7,12 +7,12 @@
 # lambda (``weight_decay``) = 0.3 here; tools/run_demo.py chooses it from
 # {0.1, 0.3, 1.0} (the sweep the Swin-T Adam-SPD config proposes) by the
 # target's val mIoU and passes it with --cfg-options.
-_base_ = './upernet_swin-demo_adamw_1xb8-200i_demo-target-64x64.py'
+_base_ = './upernet_swin-demo_adamw_1xb8-100i_demo-target-64x64.py'
 
 optim_wrapper = dict(
     optimizer=dict(
         _delete_=True,
-        type='AdamSPD', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.3))
+        type='AdamSPD', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.3))
 
 # Selection rate, mean r and deviation from the anchors in the training log.
 custom_hooks = [dict(type='SPDStatsHook', interval=50)]
