@@ -48,7 +48,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from mmspd.datasets.demo_data import DEMO_SIZES, generate_demo_dataset  # noqa: E402
+from mmspd.datasets.demo_data import (  # noqa: E402
+    DEMO_SIZES,
+    generate_demo_dataset,
+)
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 PRETRAIN_CONFIG = osp.join(
@@ -270,17 +273,16 @@ def parameter_deviation(pretrained: str, finetuned: list[str],
         |theta_pre|.
     """
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    import mmspd  # noqa: F401  (registers mmspd; allows mmengine pickles)
-
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     with warnings.catch_warnings():
-        # mmseg's deprecation notices while building say nothing here.
+        # The libraries' deprecation notices while importing and building
+        # say nothing here.
         warnings.simplefilter('ignore', UserWarning)
+        from mmengine.config import Config
+        from mmengine.registry import init_default_scope
+        from mmseg.registry import MODELS
+
+        cfg = Config.fromfile(config)
+        init_default_scope(cfg.get('default_scope', 'mmseg'))
         model = MODELS.build(cfg.model)
     names = [name for name, _ in model.named_parameters()]
     start = torch.load(pretrained, map_location='cpu')['state_dict']
@@ -689,18 +691,15 @@ class Demo:
             'over severities ' + ', '.join(map(str, s['severities'])) +
             '; mPC: their mean; rPC = 100 mPC / ID. Deviation: '
             '|theta - theta_pre| / |theta_pre| over all parameters, in %.',
-            '', '## Lambda, chosen on the target val split (seed '
-            f'{s["seeds"][0]})', '', '| Method | ' +
-            ' | '.join(f'grid value {i + 1}' for i in range(
-                max(len(g['val_mIoU']) for g in grids.values()))) +
-            ' | chosen |', '|---|' + '---:|' * (1 + max(
-                len(g['val_mIoU']) for g in grids.values()))
+            '', '## Lambda, chosen on the target val split', '',
+            f'| Method | λ | val mIoU (seed {s["seeds"][0]}) | |',
+            '|---|---:|---:|---|'
         ]
         for name, grid in grids.items():
-            cells = [f'λ={lam}: {miou:.2f}'
-                     for lam, miou in grid['val_mIoU'].items()]
-            out.append(f'| {name} | ' + ' | '.join(cells) +
-                       f' | {grid["chosen"]:g} |')
+            for lam, miou in grid['val_mIoU'].items():
+                mark = 'chosen' if float(lam) == grid['chosen'] else ''
+                out.append(f'| {name} | {float(lam):g} | {miou:.2f} | '
+                           f'{mark} |')
         out += ['', 'Figures: severity.png (mIoU against severity), '
                 'ood_vs_deviation.png (OOD mIoU against deviation). Every '
                 "run's numbers: summary.json."]

@@ -68,7 +68,7 @@ def import_imagecorruptions() -> types.ModuleType:
     """Import imagecorruptions whatever the installed setuptools.
 
     imagecorruptions 1.1.2 imports ``pkg_resources`` only for
-    ``resource_filename`` (to find its frost images); setuptools >= 81 no
+    ``resource_filename`` (to find its frost images); setuptools >= 82 no
     longer ships that module. When it is missing, a stand-in providing that
     one function is visible only while imagecorruptions is imported, so no
     other code mistakes it for the real module.

@@ -19,8 +19,8 @@ def mmseg_tool_path(name: str) -> str:
         name (str): File name in mmseg's ``tools/``, e.g. ``'train.py'``.
 
     Returns:
-        str: The first of ``mmseg/.mim/tools/<name>`` and, for a checkout
-        installed in editable mode, ``<checkout>/tools/<name>`` that exists.
+        str: ``mmseg/.mim/tools/<name>``, or for an mmseg checkout installed
+        in editable mode (which has no ``.mim``), ``<checkout>/tools/<name>``.
 
     Raises:
         ModuleNotFoundError: If mmsegmentation is not installed.
@@ -32,16 +32,18 @@ def mmseg_tool_path(name: str) -> str:
             'mmsegmentation is not installed; mmspd runs its tools '
             '(pip install mmsegmentation==1.2.2)')
     package = osp.dirname(spec.origin)
-    candidates = [
-        osp.join(package, '.mim', 'tools', name),
-        osp.join(osp.dirname(package), 'tools', name),
-    ]
+    checkout = osp.dirname(package)
+    candidates = [osp.join(package, '.mim', 'tools', name)]
+    # Only an mmseg checkout, not site-packages, where another project's
+    # top-level tools/ may lie.
+    if osp.isfile(osp.join(checkout, 'setup.py')):
+        candidates.append(osp.join(checkout, 'tools', name))
     for path in candidates:
         if osp.isfile(path):
             return path
     raise FileNotFoundError(
-        f"mmseg's tools/{name} was not found: neither "
-        f'{" nor ".join(candidates)} exists. mmsegmentation installed from '
+        f"mmseg's tools/{name} was not found (looked for "
+        f'{" and ".join(candidates)}). mmsegmentation installed from '
         'PyPI ships it in mmseg/.mim/tools/; reinstall it with '
         'pip install --force-reinstall --no-deps mmsegmentation==1.2.2.')
 
