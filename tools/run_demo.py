@@ -86,7 +86,8 @@ METHODS = (
     Method('L2-SP', 'l2sp', _finetune_config('adaml2sp'), tuned=True),
     Method('Adam-SPD', 'spd', _finetune_config('adamspd'), tuned=True),
 )
-PRETRAINED = 'pre-trained'
+PRETRAINED = 'pre-trained'  # its row in the table
+PRETRAIN = 'pretrain'  # its run, model and stage name
 
 # The full demo (docs/demo.md records a run).
 FULL = {
@@ -375,8 +376,8 @@ class Demo:
     def _robustness(self, model: str) -> str:
         return self.path('eval', model, 'corruption', 'robustness.json')
 
-    def _ood(self, model: str) -> str:
-        return self.path('eval', model, 'ood', 'metrics.json')
+    def _ood(self, run: str) -> str:
+        return self.path('eval', run, 'ood', 'metrics.json')
 
     @staticmethod
     def grid_run(method: Method, lam: float, seed: int) -> str:
@@ -399,16 +400,19 @@ class Demo:
             return self.grid_run(method, self.chosen_lambda(method), seed)
         return self.model_name(method, seed)
 
-    def checkpoint(self, model: str) -> str:
-        """Checkpoint of ``'pre-trained'`` or a model name."""
-        if model == PRETRAINED:
-            return _read_json(self._result('pretrain'))['checkpoint']
+    def run_of(self, model: str) -> str:
+        """The training run behind :data:`PRETRAIN` or a model name."""
+        if model == PRETRAIN:
+            return PRETRAIN
         for method in METHODS:
             for seed in self.settings['seeds']:
                 if model == self.model_name(method, seed):
-                    run = self.final_run(method, seed)
-                    return _read_json(self._result(run))['checkpoint']
+                    return self.final_run(method, seed)
         raise KeyError(model)
+
+    def checkpoint(self, run: str) -> str:
+        """The checkpoint a training run ended with."""
+        return _read_json(self._result(run))['checkpoint']
 
     # -- tool command lines -------------------------------------------------
 
@@ -460,7 +464,7 @@ class Demo:
 
     def _pretrain(self, log: str) -> None:
         s = self.settings
-        self._train('pretrain', PRETRAIN_CONFIG, 'pretrain',
+        self._train(PRETRAIN, PRETRAIN_CONFIG, PRETRAIN,
                     self._train_options('broad', s['pretrain_iters']),
                     echo=True)
 
@@ -468,7 +472,7 @@ class Demo:
                   lam: float | None) -> None:
         options = self._train_options('target', self.settings[
             'finetune_iters']) + [
-                f'load_from={self.checkpoint(PRETRAINED)}',
+                f'load_from={self.checkpoint(PRETRAIN)}',
                 f'randomness.seed={seed}'
             ]
         if lam is not None:
@@ -483,20 +487,20 @@ class Demo:
 
     def _eval_corruption(self, stage: str, model: str, config: str) -> None:
         self._tool(stage, [
-            'test_corruption.py', config, self.checkpoint(model),
+            'test_corruption.py', config, self.checkpoint(self.run_of(model)),
             '--work-dir', osp.dirname(self._robustness(model)),
             '--severities', *map(str, self.settings['severities']),
             '--cfg-options', *self._test_options('target')
         ])
 
-    def _eval_ood(self, stage: str, model: str, config: str) -> None:
-        out = osp.dirname(self._ood(model))
+    def _eval_ood(self, stage: str, run: str, config: str) -> None:
+        out = osp.dirname(self._ood(run))
         self._tool(stage, [
-            'test.py', config, self.checkpoint(model), '--work-dir', out,
+            'test.py', config, self.checkpoint(run), '--work-dir', out,
             '--cfg-options', *self._test_options('ood')
         ])
         found = glob.glob(osp.join(out, '*', '*.json'))
-        _write_json(self._ood(model),
+        _write_json(self._ood(run),
                     _newest_with_miou(found, f'test metrics under {out}'))
 
     def _select(self, method: Method) -> None:
@@ -550,12 +554,15 @@ class Demo:
         ]
         stages = [
             Stage('data', data_outputs, self._gen_data),
-            Stage('pretrain', [self._result('pretrain')], self._pretrain,
+            Stage(PRETRAIN, [self._result(PRETRAIN)], self._pretrain,
                   deps=('data', )),
         ]
 
+        trained = {PRETRAIN: PRETRAIN_CONFIG}  # training run: its config
+
         def finetune(method, seed, run, lam, deps):
             name = f'finetune_{run}'
+            trained[run] = method.config
             stages.append(
                 Stage(name, [self._result(run)],
                       lambda log: self._finetune(
@@ -571,7 +578,7 @@ class Demo:
                 continue
             grid = [
                 finetune(method, first, self.grid_run(method, lam, first),
-                         lam, ('pretrain', )) for lam in s['grids'][method.key]
+                         lam, (PRETRAIN, )) for lam in s['grids'][method.key]
             ]
             stages.append(
                 Stage(f'select_{method.key}', [self._selection(method)],
@@ -581,29 +588,33 @@ class Demo:
             for seed in seeds:
                 if not method.tuned:
                     finetune(method, seed, self.model_name(method, seed),
-                             None, ('pretrain', ))
+                             None, (PRETRAIN, ))
                 elif seed != first:
                     finetune(method, seed, self.model_name(method, seed),
                              'chosen', (f'select_{method.key}', ))
 
-        models = [(PRETRAINED, PRETRAIN_CONFIG, 'pretrain')]
+        models = [(PRETRAIN, PRETRAIN_CONFIG, PRETRAIN)]
         for method in METHODS:
             for seed in seeds:
-                run = self.model_name(method, seed)
+                model = self.model_name(method, seed)
                 dep = (f'select_{method.key}' if method.tuned
-                       and seed == first else f'finetune_{run}')
-                models.append((run, method.config, dep))
+                       and seed == first else f'finetune_{model}')
+                models.append((model, method.config, dep))
         for model, config, dep in models:
-            stages += [
+            stages.append(
                 Stage(f'corruption_{model}', [self._robustness(model)],
                       lambda log, m=model, c=config: self._eval_corruption(
                           f'corruption_{m}', m, c),
-                      deps=(dep, )),
-                Stage(f'ood_{model}', [self._ood(model)],
-                      lambda log, m=model, c=config: self._eval_ood(
-                          f'ood_{m}', m, c),
-                      deps=(dep, )),
-            ]
+                      deps=(dep, )))
+        # Every training run gets the OOD test, the grid runs included: the
+        # summary shows what each lambda would have given.
+        for run, config in trained.items():
+            stages.append(
+                Stage(f'ood_{run}', [self._ood(run)],
+                      lambda log, r=run, c=config: self._eval_ood(
+                          f'ood_{r}', r, c),
+                      deps=(PRETRAIN if run == PRETRAIN else
+                            f'finetune_{run}', )))
         return stages
 
     # -- summary -----------------------------------------------------------
@@ -622,7 +633,7 @@ class Demo:
         }
         return {
             'ID': results.clean['mIoU'],
-            'OOD': _read_json(self._ood(model))['mIoU'],
+            'OOD': _read_json(self._ood(self.run_of(model)))['mIoU'],
             'corruptions': {
                 c: v['mIoU']
                 for c, v in summary['per_corruption'].items()
@@ -634,28 +645,42 @@ class Demo:
 
     def collect(self) -> dict:
         """Every model's numbers, the lambda grids and the deviations."""
-        seeds = self.settings['seeds']
-        rows = {PRETRAINED: [dict(self._model_numbers(PRETRAINED),
+        s = self.settings
+        first = s['seeds'][0]
+        models = [self.model_name(m, seed) for m in METHODS
+                  for seed in s['seeds']]
+        grid_runs = [self.grid_run(m, lam, first) for m in METHODS
+                     if m.tuned for lam in s['grids'][m.key]]
+        runs = [self.run_of(model) for model in models] + grid_runs
+        deviations = parameter_deviation(
+            self.checkpoint(PRETRAIN), [self.checkpoint(r) for r in runs],
+            PRETRAIN_CONFIG)
+        dev = dict(zip(runs, deviations))
+
+        rows = {PRETRAINED: [dict(self._model_numbers(PRETRAIN),
                                   deviation=0.0)]}
         grids = {}
-        names = [self.model_name(m, s) for m in METHODS for s in seeds]
-        deviations = parameter_deviation(
-            self.checkpoint(PRETRAINED),
-            [self.checkpoint(name) for name in names], PRETRAIN_CONFIG)
-        dev = dict(zip(names, deviations))
         for method in METHODS:
             rows[method.name] = []
-            for seed in seeds:
-                name = self.model_name(method, seed)
-                record = _read_json(self._result(self.final_run(method,
-                                                                seed)))
+            for seed in s['seeds']:
+                model = self.model_name(method, seed)
+                run = self.run_of(model)
+                record = _read_json(self._result(run))
                 rows[method.name].append(
-                    dict(self._model_numbers(name), seed=seed,
+                    dict(self._model_numbers(model), seed=seed, run=run,
                          lam=record['lambda'], val_mIoU=record['val_mIoU'],
-                         deviation=100 * dev[name]['rel'],
-                         deviation_abs=dev[name]['abs']))
+                         deviation=100 * dev[run]['rel'],
+                         deviation_abs=dev[run]['abs']))
             if method.tuned:
-                grids[method.name] = _read_json(self._selection(method))
+                grid = _read_json(self._selection(method))
+                grid['runs'] = [{
+                    'lam': lam,
+                    'val_mIoU': grid['val_mIoU'][str(lam)],
+                    'OOD': _read_json(self._ood(run))['mIoU'],
+                    'deviation': 100 * dev[run]['rel'],
+                } for lam in s['grids'][method.key]
+                    for run in [self.grid_run(method, lam, first)]]
+                grids[method.name] = grid
         return {'rows': rows, 'grids': grids}
 
     def format_summary(self, data: dict) -> str:
@@ -668,9 +693,7 @@ class Demo:
         lines = ['| ' + ' | '.join(header) + ' |',
                  '|---|---|' + '---:|' * (len(header) - 2)]
         for name, runs in rows.items():
-            method = next((m for m in METHODS if m.name == name), None)
-            lam = (f'{grids[name]["chosen"]:g}' if method and method.tuned
-                   else '-')
+            lam = f'{grids[name]["chosen"]:g}' if name in grids else '-'
             cells = [name, lam, _cell([r['ID'] for r in runs]),
                      _cell([r['OOD'] for r in runs])]
             cells += [_cell([r['corruptions'][c] for r in runs])
@@ -680,26 +703,30 @@ class Demo:
                       _cell([r['deviation'] for r in runs], 2)]
             lines.append('| ' + ' | '.join(cells) + ' |')
         s = self.settings
-        seeds = ', '.join(map(str, s['seeds']))
+        first = s['seeds'][0]
         out = [
             '# mmspd demo: broad pre-training, narrow fine-tuning', '',
             *lines, '',
-            f'Fine-tuned rows: mean ± sample std over seeds {seeds}; the '
-            'pre-trained row is one model. mIoU in %. ID: the target\'s '
-            'clean test split. OOD: scenes in held-out appearances. '
-            'Corruption columns: mIoU on the target test split averaged '
-            'over severities ' + ', '.join(map(str, s['severities'])) +
-            '; mPC: their mean; rPC = 100 mPC / ID. Deviation: '
-            '|theta - theta_pre| / |theta_pre| over all parameters, in %.',
-            '', '## Lambda, chosen on the target val split', '',
-            f'| Method | λ | val mIoU (seed {s["seeds"][0]}) | |',
-            '|---|---:|---:|---|'
+            'Fine-tuned rows: mean ± sample std over seeds ' +
+            ', '.join(map(str, s['seeds'])) + '; the pre-trained row is '
+            'one model. mIoU in %. ID: the target\'s clean test split. '
+            'OOD: scenes in held-out appearances. Corruption columns: mIoU '
+            'on the target test split averaged over severities ' +
+            ', '.join(map(str, s['severities'])) + '; mPC: their mean; '
+            'rPC = 100 mPC / ID. Deviation: |theta - theta_pre| / '
+            '|theta_pre| over all parameters, in %.', '',
+            '## Lambda, chosen on the target val split', '',
+            f'Seed {first}, every grid value. Only the val mIoU chose '
+            'lambda; the OOD column is shown, not used.', '',
+            '| Method | λ | val mIoU | OOD | deviation (%) | |',
+            '|---|---:|---:|---:|---:|---|'
         ]
         for name, grid in grids.items():
-            for lam, miou in grid['val_mIoU'].items():
-                mark = 'chosen' if float(lam) == grid['chosen'] else ''
-                out.append(f'| {name} | {float(lam):g} | {miou:.2f} | '
-                           f'{mark} |')
+            for run in grid['runs']:
+                mark = 'chosen' if run['lam'] == grid['chosen'] else ''
+                out.append(f'| {name} | {run["lam"]:g} | '
+                           f'{run["val_mIoU"]:.2f} | {run["OOD"]:.2f} | '
+                           f'{run["deviation"]:.2f} | {mark} |')
         out += ['', 'Figures: severity.png (mIoU against severity), '
                 'ood_vs_deviation.png (OOD mIoU against deviation). Every '
                 "run's numbers: summary.json."]
@@ -753,8 +780,18 @@ class Demo:
             ax.errorbar(mx, my, xerr=0 if math.isnan(sx) else sx,
                         yerr=0 if math.isnan(sy) else sy, fmt='o',
                         color=colours[name], capsize=3, label=name)
+        for name, grid in data['grids'].items():
+            for run in grid['runs']:
+                ax.scatter(run['deviation'], run['OOD'], s=40,
+                           facecolors='none', edgecolors=colours[name])
+                ax.annotate(f'λ={run["lam"]:g}', (run['deviation'],
+                                                  run['OOD']),
+                            fontsize=6, xytext=(3, 3),
+                            textcoords='offset points')
         ax.set_xlabel('deviation from pre-trained weights (%)')
         ax.set_ylabel('OOD mIoU (%)')
+        ax.set_title('filled: chosen lambda, every seed; hollow: lambda '
+                     'grid, first seed', fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         figure.tight_layout()

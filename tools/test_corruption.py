@@ -143,6 +143,10 @@ def _prepare(args, conditions):
                 data=data['fingerprint'], versions=versions())
     # Created and locked before anything is read from or written to it.
     prepare_work_dir(cfg.work_dir)
+    if args.show_dir:
+        # Checked now, not when the first sample is saved after the clean
+        # pass.
+        prepare_work_dir(args.show_dir, '--show-dir', 'Show dir', 'samples')
     lock = WorkDirLock(cfg.work_dir).acquire()
     try:
         path = osp.join(cfg.work_dir, OUTPUT_FILES['json'])

@@ -6,9 +6,10 @@
 # AdamW baseline's.
 #
 # The other parameters are frozen (requires_grad=False) when the model is
-# built (PartialEncoderDecoder), so no optimizer touches them: lr_mult=0
-# would still let AdamW's decoupled weight decay shrink them. Freezing at
-# build time also keeps multi-GPU (DDP) training working.
+# built (PartialEncoderDecoder): they get no gradient and no optimizer state,
+# and stay frozen whatever the learning rates are (lr_mult=0 would also keep
+# them still, at the cost of their backward pass and Adam moments). Freezing
+# at build time also keeps multi-GPU (DDP) training working.
 #
 # Where each hyper-parameter comes from:
 #   trained: every backbone parameter whose name ends in ".bias" (linear,

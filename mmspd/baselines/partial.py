@@ -7,13 +7,15 @@ pre-trained network. Applied to a segmentor, the randomly initialised heads
 are trained in full and the backbone's biases only (:data:`BITFIT_TRAINABLE`).
 
 Parameters are frozen with ``requires_grad=False`` when the model is built,
-not by learning-rate multipliers: with ``lr_mult=0`` AdamW would still decay
-the weights, and SPD or L2-SP would still move them. A frozen parameter gets
-no gradient, and torch's optimizers (and mmspd's) skip parameters without
-one. Freezing at construction also comes before MMEngine wraps the model in
-DistributedDataParallel, which registers only the parameters that require
-gradients; freezing later (in a hook) would make DDP wait for gradients that
-never come.
+not by learning-rate multipliers (``lr_mult=0``). A frozen parameter gets no
+gradient, so the backward pass and the optimizer state skip it (torch's
+optimizers and mmspd's skip parameters without one), and it stays frozen
+whatever a config override does to learning rates. (With ``lr_mult=0``,
+AdamW, Adam-SPD and AdamL2SP would not move it either: their decay and
+penalty steps scale with the learning rate.) Freezing at construction also
+comes before MMEngine wraps the model in DistributedDataParallel, which
+registers only the parameters that require gradients; freezing later (in a
+hook) would make DDP wait for gradients that never come.
 """
 from __future__ import annotations
 

@@ -82,11 +82,19 @@ def load_weights(runner, path: str) -> tuple[int, int]:
         tuple[int, int]: Tensors filled, tensors in the model.
 
     Raises:
-        ValueError: If no tensor of the model is in the checkpoint.
+        ValueError: If the file cannot be loaded as a checkpoint, or no
+            tensor of the model is in it.
     """
     from mmengine.runner.checkpoint import (_load_checkpoint,
                                             _load_checkpoint_to_model)
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    try:
+        checkpoint = _load_checkpoint(path, map_location='cpu')
+    except Exception as error:  # torch.load raises many kinds
+        reason = (str(error).strip().splitlines() or [''])[0][:200]
+        raise ValueError(
+            f'checkpoint {path!r} cannot be loaded ({type(error).__name__}: '
+            f'{reason}); expected a checkpoint file written by torch.save, '
+            'such as the .pth files of tools/train.py') from None
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state_dict, dict):

@@ -2,12 +2,14 @@
 
 Methods are rows; clean mIoU, the mean mIoU over severities of every
 corruption, mPC and rPC are columns, as in the PASCAL-Context table of Tian
-et al. (NeurIPS 2024). With a baseline, delta columns and the corruption
+et al. (NeurIPS 2024). Held-out corruptions, which mPC leaves out, follow
+with their own mean. With a baseline, delta columns and the corruption
 errors mCE and relative mCE (normalised to the baseline, see
 :func:`corruption_errors`) are added.
 
 Averages are comparable only over the same conditions: results whose
-condition sets differ are refused, or (``strict=False``) marked.
+condition sets (benchmark or held-out) differ are refused, or
+(``strict=False``) marked.
 """
 from __future__ import annotations
 
@@ -67,10 +69,29 @@ def unique_names(names: Sequence[str], paths: Sequence[str]) -> list[str]:
     return numbered
 
 
-def condition_set(result: RobustnessResults) -> dict:
-    """Corruption -> severities with a finite mIoU, as mPC averages them."""
-    over = result.summary()['averaged_over']
-    return {c: tuple(s) for c, s in over['severities'].items()}
+def condition_set(result: RobustnessResults,
+                  holdout: bool = False) -> dict:
+    """Corruption -> severities with a finite mIoU, as mPC (``holdout``:
+    the held-out mPC) averages them."""
+    summary = result.summary()
+    part = summary.get('holdout', {}) if holdout else summary
+    over = part.get('averaged_over', {})
+    return {c: tuple(s) for c, s in over.get('severities', {}).items()}
+
+
+def _check_sets(sets: list[dict], names: Sequence[str], reference: int,
+                what: str) -> tuple[list[int], list[str]]:
+    """Indices whose set differs from the reference's, and notes."""
+    mismatched, notes = [], []
+    for index, current in enumerate(sets):
+        difference = _set_difference(sets[reference], current)
+        if difference:
+            mismatched.append(index)
+            notes.append(f'{MISMATCH} {names[index]}: {what} over '
+                         f'{describe_set(current)}, not the '
+                         f'{describe_set(sets[reference])} of '
+                         f'{names[reference]} ({difference})')
+    return mismatched, notes
 
 
 def _set_difference(reference: dict, other: dict) -> str:
@@ -146,8 +167,9 @@ def comparison_table(results: Sequence[RobustnessResults],
             than the reference's (the baseline, else the first result).
             When False, such values are marked with :data:`MISMATCH` and
             explained in ``notes``. Defaults to True.
-        paper (bool): Only Method, Clean, the corruptions and Mean, as in
-            the paper's table. Defaults to False.
+        paper (bool): Only Method, Clean, the benchmark corruptions and
+            Mean, as in the paper's table (held-out ones are left out, with
+            a note). Defaults to False.
 
     Returns:
         dict: ``columns``, ``rows`` (``[name, value, ...]``, None where a
@@ -163,16 +185,12 @@ def comparison_table(results: Sequence[RobustnessResults],
                          'result files; give one name per file')
     reference = 0 if baseline is None else baseline
     sets = [condition_set(r) for r in results]
-    notes, mismatched = [], []
-    for index, current in enumerate(sets):
-        difference = _set_difference(sets[reference], current)
-        if difference:
-            mismatched.append(index)
-            notes.append(f'{MISMATCH} {names[index]}: mPC over '
-                         f'{describe_set(current)}, not the '
-                         f'{describe_set(sets[reference])} of '
-                         f'{names[reference]} ({difference})')
-    if mismatched and strict:
+    held = [condition_set(r, holdout=True) for r in results]
+    mismatched, notes = _check_sets(sets, names, reference, 'mPC')
+    held_mismatched, held_notes = _check_sets(held, names, reference,
+                                              'held-out mPC')
+    notes += held_notes
+    if notes and strict:
         raise ValueError(
             'The results average over different conditions, so their mPC '
             'are not comparable: ' + ' | '.join(n[2:] for n in notes) +
@@ -185,7 +203,9 @@ def comparison_table(results: Sequence[RobustnessResults],
             notes.append(f'{what} differ: ' + ', '.join(
                 f'{name} {value}' for name, value in zip(names, values)))
     for index, result in enumerate(results):
-        missing = result.summary()['averaged_over']['missing']
+        summary = result.summary()
+        missing = summary['averaged_over']['missing'] + summary.get(
+            'holdout', {}).get('averaged_over', {}).get('missing', [])
         if missing:
             notes.append(f'{names[index]}: incomplete, not evaluated or '
                          f'NaN: {", ".join(missing)}')
@@ -193,9 +213,17 @@ def comparison_table(results: Sequence[RobustnessResults],
     corruptions: list[str] = []
     for current in sets:
         corruptions.extend(c for c in current if c not in corruptions)
+    held_out: list[str] = []
+    for current in held:
+        held_out.extend(c for c in current if c not in held_out)
     columns = ['Method', 'Clean', *corruptions, 'Mean']
+    if paper and held_out:
+        notes.append('held-out corruptions (' + ', '.join(held_out) +
+                     ') are not in the paper-shaped table')
     if not paper:
         columns.append('rPC (%)')
+        if held_out:
+            columns += [*held_out, 'Held-out mean']
         if baseline is not None:
             columns += ['Δ Clean', 'Δ Mean', 'Δ rPC', 'mCE (%)',
                         'rel. mCE (%)']
@@ -215,6 +243,16 @@ def comparison_table(results: Sequence[RobustnessResults],
             marks[(index, len(values))] = MISMATCH
         if not paper:
             values.append(summary['rPC'].get(metric))
+            for corruption in held_out:
+                values.append(per.get(corruption, {}).get(metric))
+                if corruption in held[index] and held[index][corruption] \
+                        != held[reference].get(corruption):
+                    marks[(index, len(values))] = MISMATCH
+            if held_out:
+                values.append(summary.get('holdout', {}).get(
+                    'mPC', {}).get(metric))
+                if index in held_mismatched:
+                    marks[(index, len(values))] = MISMATCH
         rows.append([name, *values])
         if index == baseline:
             base_row = rows[-1]

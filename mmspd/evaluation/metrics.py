@@ -68,12 +68,13 @@ def describe_set(severities: Mapping[str, Sequence[int]]) -> str:
     count = sum(len(levels) for levels in severities.values())
     distinct = {tuple(sorted(levels)) for levels in severities.values()}
     noun = 'corruption' if len(severities) == 1 else 'corruptions'
+    conditions = f'({count} condition{"s" if count != 1 else ""})'
     if len(distinct) == 1:
-        return (f'{len(severities)} {noun} x severities '
-                f'{severities_label(next(iter(distinct)))} '
-                f'({count} conditions)')
-    return (f'{len(severities)} {noun}, uneven severities '
-            f'({count} conditions)')
+        levels = next(iter(distinct))
+        return (f'{len(severities)} {noun} x '
+                f'severit{"ies" if len(levels) != 1 else "y"} '
+                f'{severities_label(levels)} {conditions}')
+    return f'{len(severities)} {noun}, uneven severities {conditions}'
 
 
 def _aggregate(per_corruption: Mapping[str, Mapping[str, float]],

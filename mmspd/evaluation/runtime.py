@@ -80,8 +80,20 @@ def load_config(config: str,
     return cfg
 
 
-def prepare_work_dir(work_dir: str) -> None:
+def prepare_work_dir(work_dir: str,
+                     option: str = '--work-dir',
+                     what: str = 'Work dir',
+                     contents: str = 'results') -> None:
     """Create ``work_dir`` and check that files can be written there.
+
+    Args:
+        work_dir (str): The folder.
+        option (str): The command-line option that sets it, for messages.
+            Defaults to ``'--work-dir'``.
+        what (str): What the folder is, for messages. Defaults to
+            ``'Work dir'``.
+        contents (str): What goes there, for messages. Defaults to
+            ``'results'``.
 
     Raises:
         ValueError: If ``work_dir`` or a folder above it is a file, or the
@@ -94,8 +106,8 @@ def prepare_work_dir(work_dir: str) -> None:
         parent = osp.dirname(parent)
     if parent and not osp.isdir(parent):
         where = 'is' if parent == path else f'is inside {parent!r}, which is'
-        raise ValueError(f'Work dir {work_dir!r} {where} a file, not a '
-                         'folder; pass another --work-dir')
+        raise ValueError(f'{what} {work_dir!r} {where} a file, not a '
+                         f'folder; pass another {option}')
     probe = osp.join(path, f'.write_test.{os.getpid()}')
     try:
         os.makedirs(path, exist_ok=True)
@@ -104,8 +116,8 @@ def prepare_work_dir(work_dir: str) -> None:
         os.remove(probe)
     except OSError as error:
         raise ValueError(
-            f'Cannot write results to work dir {work_dir!r}: '
-            f'{error.strerror or error}. Pass a writable --work-dir') \
+            f'Cannot write {contents} to {what.lower()} {work_dir!r}: '
+            f'{error.strerror or error}. Pass a writable {option}') \
             from None
 
 

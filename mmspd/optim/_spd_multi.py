@@ -56,6 +56,17 @@ _BATCH_ELEMENTS = 1 << 25
 _plans: dict[tuple, list[_Batch]] = {}
 
 
+def _to_device(values: Sequence, dtype: torch.dtype,
+               device: torch.device) -> Tensor:
+    """``values`` as a tensor on ``device``, copied without a host sync."""
+    if device.type != 'cuda':
+        return torch.tensor(values, dtype=dtype, device=device)
+    # A copy from pinned memory does not wait for the device, and the
+    # pinned block is not handed out again before the copy has run.
+    return torch.tensor(values, dtype=dtype, pin_memory=True).to(
+        device, non_blocking=True)
+
+
 def _plan(tensors: list[Tensor]) -> list[_Batch]:
     device = tensors[0].device
     key = (device, tuple(t.numel() for t in tensors))
@@ -75,8 +86,7 @@ def _plan(tensors: list[Tensor]) -> list[_Batch]:
                 owners.extend([j - start] * (padded[j] // _CHUNK))
             # Built once per parameter set and cached: no copy per step.
             plan.append(_Batch(start, i, offsets, size,
-                               torch.tensor(owners, dtype=torch.long,
-                                            device=device)))
+                               _to_device(owners, torch.long, device)))
             start, size = i, 0
         if length is not None:
             size += length
@@ -185,13 +195,8 @@ def _strengths(lam: float | Sequence[float], like: Tensor) -> float | Tensor:
     if tensor is None:
         if len(_strength_tensors) > 64:
             _strength_tensors.clear()
-        if like.device.type == 'cuda':
-            # A copy from pinned memory does not wait for the device.
-            tensor = torch.tensor(lam, dtype=like.dtype,
-                                  pin_memory=True).to(like.device,
-                                                      non_blocking=True)
-        else:
-            tensor = torch.tensor(lam, dtype=like.dtype, device=like.device)
+        # Kept until the strengths change: one copy, not one per step.
+        tensor = _to_device(lam, like.dtype, like.device)
         _strength_tensors[key] = tensor
     return tensor
 

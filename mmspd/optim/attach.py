@@ -21,7 +21,8 @@ This module needs torch alone; the MMEngine wrappers and the
 """
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -93,6 +94,12 @@ class OptimizerSPD:
     def _register(self) -> None:
         optimizer = self.optimizer
         setattr(optimizer, _ATTR, self)
+        # Hooks miss a step that raises; this step() gives weight_decay back
+        # then too, around the step found here (an LR scheduler's or own).
+        self._outer_step = optimizer.__dict__.get('step')
+        self._step = types.MethodType(_decay_giving_step(self._outer_step),
+                                      optimizer)
+        optimizer.step = self._step
         self._handles = [
             optimizer.register_step_pre_hook(self._pre_hook),
             optimizer.register_step_post_hook(self._post_hook),
@@ -107,6 +114,11 @@ class OptimizerSPD:
         self._handles = []
         if getattr(self.optimizer, _ATTR, None) is self:
             delattr(self.optimizer, _ATTR)
+        # Left in place when wrapped since: it works without SPD too.
+        if self.optimizer.__dict__.get('step') is self._step:
+            del self.optimizer.step
+            if self._outer_step is not None:
+                self.optimizer.step = self._outer_step
 
     @property
     def attached(self) -> bool:
@@ -118,7 +130,7 @@ class OptimizerSPD:
         # Optimizers drop their hooks when copied or unpickled; the hooks are
         # registered again on the copy.
         state = dict(self.__dict__)
-        for key in ('_handles', '_ctx', '_held'):
+        for key in ('_handles', '_ctx', '_held', '_outer_step', '_step'):
             state.pop(key, None)
         return state
 
@@ -189,7 +201,8 @@ class OptimizerSPD:
         """Give every group its ``weight_decay`` back."""
         if self._held is not None:
             for group, value in self._held:
-                group['weight_decay'] = value
+                if group['weight_decay'] == 0.0:  # else written since: kept
+                    group['weight_decay'] = value
             self._held = None
 
     @torch.no_grad()
@@ -284,6 +297,23 @@ class OptimizerSPD:
         return [(tensors[0], None if anchors is None else tensors[1],
                  [lams[i] for i in indices])
                 for tensors, indices in grouped.values()]
+
+
+def _decay_giving_step(outer: Callable | None) -> Callable:
+    """``step`` of an optimizer with SPD: gives weight_decay back, always."""
+
+    def step(optimizer: Optimizer, *args, **kwargs) -> Any:
+        inner = outer or types.MethodType(type(optimizer).step, optimizer)
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            if getattr(optimizer, _ATTR, None) is not None:
+                getattr(optimizer, _ATTR)._release()
+
+    # A torch LR scheduler checks that the step it wrapped is still there.
+    if getattr(outer, '_wrapped_by_lr_sched', False):
+        step._wrapped_by_lr_sched = True
+    return step
 
 
 def attach_spd(optimizer: Optimizer,

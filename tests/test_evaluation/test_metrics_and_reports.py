@@ -350,3 +350,44 @@ def test_comparison_notes_other_test_data_and_seeds():
     assert 'test data (fingerprints) differ: a d1, b d2' in notes
     assert 'test images differ: a 10, b 12' in notes
     assert not any('seed' in note for note in notes)
+
+
+def test_comparison_shows_and_checks_held_out_corruptions():
+    # Held-out corruptions stay out of mPC, but the comparison shows them
+    # apart and compares their condition sets too.
+    first = grid(['fog', 'speckle_noise'], [1, 2])
+    same = grid(['fog', 'speckle_noise'], [1, 2], clean=70.)
+    table = comparison_table([first, same], ['A', 'B'])
+    columns = table['columns']
+    assert columns == ['Method', 'Clean', 'fog', 'Mean', 'rPC (%)',
+                       'speckle_noise', 'Held-out mean']
+    row = dict(zip(columns, table['rows'][0]))
+    assert row['Mean'] == row['fog'] == pytest.approx(42.5)
+    assert row['Held-out mean'] == row['speckle_noise'] == \
+        pytest.approx(42.5)
+    # Deltas stay aligned with their columns.
+    table = comparison_table([first, same], ['A', 'B'], baseline=0)
+    row = dict(zip(table['columns'], table['rows'][1]))
+    assert row['Δ Clean'] == pytest.approx(10.)
+    assert row['Δ Mean'] == pytest.approx(0.)
+    assert comparison_table([first, same], ['A', 'B'],
+                            paper=True)['columns'] == [
+                                'Method', 'Clean', 'fog', 'Mean']
+
+    other = grid(['fog', 'saturate'], [1, 2])
+    with pytest.raises(ValueError, match='held-out mPC over'):
+        comparison_table([first, other], ['A', 'C'])
+    table = comparison_table([first, other], ['A', 'C'], strict=False)
+    held = table['columns'].index('Held-out mean')
+    assert table['marks'][(1, held)] == '*'
+    assert (1, table['columns'].index('Mean')) not in table['marks']
+
+
+def test_set_descriptions_read_as_english():
+    from mmspd.evaluation.metrics import describe_set
+    assert describe_set({'fog': [1]}) == \
+        '1 corruption x severity 1 (1 condition)'
+    assert describe_set({'fog': [1, 5], 'brightness': [5, 1]}) == \
+        '2 corruptions x severities 1, 5 (4 conditions)'
+    assert describe_set({'fog': [1, 2, 3]}) == \
+        '1 corruption x severities 1-3 (3 conditions)'

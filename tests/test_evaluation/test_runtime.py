@@ -82,3 +82,15 @@ def test_versions_record_what_decides_the_pixels():
     for name in ('mmspd', 'imagecorruptions', 'numpy', 'opencv', 'torch',
                  'mmseg'):
         assert found[name] and found[name] != 'not installed', name
+
+
+@pytest.mark.parametrize('content', [b'not a checkpoint\n', b''])
+def test_file_that_is_no_checkpoint_is_refused_with_a_message(
+        tmp_path, content):
+    from mmspd.evaluation import load_weights
+    path = tmp_path / 'weights.pth'
+    path.write_bytes(content)
+    # Refused before the model is looked at: no runner is needed.
+    with pytest.raises(ValueError, match=r"checkpoint '.*weights\.pth' "
+                       r'cannot be loaded \(.*Error'):
+        load_weights(None, str(path))

@@ -201,6 +201,44 @@ def test_inner_decay_restored_after_a_failed_step():
     assert optimizer.param_groups[0]['weight_decay'] == 0.4
 
 
+def test_inner_decay_restored_as_soon_as_a_step_raises():
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([param], lr=0.1, weight_decay=0.4)
+    attach_spd(optimizer)
+    param.grad = torch.ones(3)
+    optimizer.param_groups[0]['lr'] = 'bad'  # the inner step fails
+    with pytest.raises(TypeError):
+        optimizer.step()
+    # A checkpoint saved or a scheduler run now sees the strength, not the
+    # 0 the inner step ran with.
+    assert optimizer.param_groups[0]['weight_decay'] == 0.4
+    assert optimizer.state_dict()['param_groups'][0]['weight_decay'] == 0.4
+
+
+@pytest.mark.parametrize('scheduler_first', [True, False])
+def test_torch_lr_scheduler_still_sees_the_step(scheduler_first):
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([param], lr=0.1, weight_decay=0.4)
+    if scheduler_first:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
+        spd = attach_spd(optimizer)
+    else:
+        spd = attach_spd(optimizer)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
+    param.grad = torch.ones(3)
+    with warnings.catch_warnings():
+        # The scheduler warns when it cannot see optimizer.step() run.
+        warnings.simplefilter('error')
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]['lr'] == 0.05
+    assert applies_spd(optimizer)
+    spd.detach()
+    assert not applies_spd(optimizer)
+    optimizer.step()
+    assert optimizer.param_groups[0]['weight_decay'] == 0.4
+
+
 # ---------------------------------------------------------------------------
 # GradScaler with a fused inner optimizer
 
@@ -268,6 +306,46 @@ def test_grad_scaler_with_fused_optimizer(device, foreach):
         assert torch.equal(snaps['after'][1][key], value), key
     steps = {float(s['step']) for s in optimizer.state.values()}
     assert steps == {7.0}
+
+
+def test_overflow_in_one_tensor_leaves_the_statistics(device):
+    # Only one tensor overflows, so the others have finite gradients and a
+    # condition c of their own: only the scaler's flag marks the step as
+    # skipped.
+    gen = torch.Generator().manual_seed(2)
+    data = [(torch.randn(8, 4, generator=gen).to(device),
+             torch.randn(8, 2, generator=gen).to(device)) for _ in range(4)]
+
+    def run(overflow_at):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(),
+                                  torch.nn.Linear(6, 2)).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.05,
+                                     weight_decay=0.7, fused=True)
+        attach_spd(optimizer)
+        scaler = torch.amp.GradScaler(device.type, init_scale=2.0**12)
+        stats = []
+        for i, (x, y) in enumerate(data):
+            optimizer.zero_grad()
+            scaler.scale(torch.nn.functional.mse_loss(net(x), y)).backward()
+            if i == overflow_at:
+                net[2].bias.grad[0] = float('inf')
+            scaler.step(optimizer)
+            scaler.update()
+            stats.append(
+                {k: v.clone() for k, v in spd_statistics(optimizer).items()})
+        return stats
+
+    try:
+        clean = run(None)
+    except RuntimeError as error:  # pragma: no cover - depends on the build
+        pytest.skip(f'fused Adam with GradScaler unavailable here: {error}')
+    # The step before selected tensors with r > 0; a skipped step moves no
+    # weight, so its own figures would show r = 0.
+    assert clean[1]['ratio'] > 0
+    stats = run(2)
+    for key, value in stats[1].items():
+        assert torch.equal(stats[2][key], value), key
 
 
 # ---------------------------------------------------------------------------

@@ -404,6 +404,23 @@ def test_work_dir_under_a_file_is_refused(tiny, tmp_path, capsys):
     assert 'which is a file, not a folder' in capsys.readouterr().err
 
 
+def test_show_dir_under_a_file_is_refused_before_any_work(tiny, tmp_path,
+                                                         capsys):
+    tool = load_tool('test_corruption')
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    record = tmp_path / 'r'
+    assert tool.main(fresh_args(tiny, tmp_path / 'work') +
+                     ['--show-dir', str(blocker / 'show')] +
+                     options(tiny, str(record))) == 2
+    err = capsys.readouterr().err
+    assert "Show dir '" in err and 'which is a file, not a folder' in err
+    assert '--show-dir' in err
+    # Stopped before the clean pass: nothing evaluated, no result file.
+    assert recorded(record) == []
+    assert not osp.exists(tmp_path / 'work' / 'robustness.json')
+
+
 def test_nan_miou_is_reported_and_evaluated_again(tiny, tmp_path, capsys):
     # Every label 0, which reduce_zero_label turns into "ignore": no class
     # has a pixel, so IoUMetric's mIoU is NaN.
