@@ -900,8 +900,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='where all outputs go (default: %(default)s)')
     parser.add_argument(
         '--quick', action='store_true',
-        help='tiny data, two seeds, a few iterations: checks that every '
-        'stage runs (about a minute); the numbers mean nothing')
+        help='tiny data, two seeds, two grid values, a few iterations: '
+        'checks that every stage runs (one to a few minutes, mostly process '
+        'start-up); the numbers mean nothing')
     parser.add_argument(
         '--jobs', type=int, default=2,
         help='stages run at once when their inputs are ready; each gets '

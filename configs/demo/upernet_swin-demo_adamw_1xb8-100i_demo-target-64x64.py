@@ -1,6 +1,8 @@
 # Fine-tuning the broadly pre-trained demo model on the narrow target (one
 # appearance, 16 images) with AdamW: the baseline that the L2-SP and
-# Adam-SPD configs inherit from and differ from only in the optimizer.
+# Adam-SPD configs inherit from and differ from only in the optimizer. It
+# inherits the pre-training config (model, data pipeline, AdamW settings)
+# and states what differs: data, batch 8, schedule, ``load_from``.
 #
 # ``load_from`` is the pre-trained model; tools/run_demo.py sets it to the
 # checkpoint its pre-training stage wrote. To run this config by hand:
@@ -13,26 +15,17 @@
 # warm-up. mmseg's lr 6e-5 is for 160k iterations; for this schedule we
 # chose lr for this AdamW baseline from {2e-4, 5e-4, 1e-3, 2e-3} (at most
 # the pre-training lr) by target val mIoU: 65.0, 69.8, 73.9, 78.4.
-_base_ = [
-    './_base_/upernet_swin-demo.py', './_base_/demo_pascal_context_59.py',
-    './_base_/demo_runtime.py'
-]
+_base_ = './upernet_swin-demo_adamw_1xb16-700i_demo-broad-64x64.py'
+
 data_root = 'data/demo/target'
-train_dataloader = dict(dataset=dict(data_root=data_root))
+train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 load_from = 'work_dirs/demo/runs/pretrain/iter_700.pth'
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }))
+# The pre-training's AdamW and parameter-wise settings; the lr is restated
+# because it was chosen on its own (it happens to equal the pre-training's).
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
 
 max_iters = 100
 param_scheduler = [
@@ -42,4 +35,5 @@ param_scheduler = [
          by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(checkpoint=dict(interval=max_iters))
+default_hooks = dict(
+    logger=dict(interval=50), checkpoint=dict(interval=max_iters))

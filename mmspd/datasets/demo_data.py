@@ -303,32 +303,25 @@ def render(label: np.ndarray, look: Appearance,
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _check_count(name: str, value: int) -> None:
-    if not isinstance(value, (int, np.integer)) or value < 0:
+def _check_int(name: str, value: int, minimum: int, unit: str = '') -> None:
+    if not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f'Invalid {name}: {value!r}; expected an integer '
-                         '>= 0')
+                         f'>= {minimum}{unit}')
 
 
-def _check_args(domain: str, size: int, seed: int) -> None:
-    if domain not in DOMAINS:
-        raise ValueError(f'Invalid domain: {domain!r}; expected one of '
-                         f'{list(DOMAINS)}')
-    if not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f'Invalid size: {size!r}; expected an integer '
-                         '>= 16 (pixels per side)')
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f'Invalid seed: {seed!r}; expected an integer >= 0')
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f'Invalid {name}: {value!r}; expected one of '
+                         f'{list(choices)}')
 
 
 def _streams(domain: str, split: str, index: int,
              seed: int) -> tuple[np.random.Generator, ...]:
     """Independent generators for layout, appearance and rendering."""
-    if split not in SPLITS:
-        raise ValueError(f'Invalid split: {split!r}; expected one of '
-                         f'{list(SPLITS)}')
-    if not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(f'Invalid index: {index!r}; expected an integer '
-                         '>= 0')
+    _check_choice('domain', domain, DOMAINS)
+    _check_choice('split', split, SPLITS)
+    _check_int('index', index, 0)
+    _check_int('seed', seed, 0)
     key = [seed, DOMAINS.index(domain), SPLITS.index(split), int(index)]
     return tuple(np.random.default_rng(key + [stream]) for stream in range(3))
 
@@ -349,7 +342,6 @@ def sample_appearance(domain: str = 'target',
         Appearance: :data:`TARGET_APPEARANCE` for ``'target'``, else a draw
         of :func:`broad_appearance`.
     """
-    _check_args(domain, 16, seed)
     _, look_rng, _ = _streams(domain, split, index, seed)
     if domain == 'target':
         return TARGET_APPEARANCE
@@ -374,7 +366,7 @@ def demo_sample(domain: str = 'target',
         tuple[np.ndarray, np.ndarray]: The HxWx3 uint8 RGB image and the HxW
         uint8 label map (PASCAL-Context ids, 0 = ignored background).
     """
-    _check_args(domain, size, seed)
+    _check_int('size', size, 16, ' (pixels per side)')
     layout_rng, _, render_rng = _streams(domain, split, index, seed)
     label = _layout(layout_rng, size)
     look = sample_appearance(domain, split, index, seed)
@@ -410,10 +402,12 @@ def generate_demo_dataset(root: str,
         dict[str, list[str]]: Sample names per split that has samples, as
         written to the split files.
     """
-    _check_args(domain, size, seed)
+    _check_choice('domain', domain, DOMAINS)
+    _check_int('size', size, 16, ' (pixels per side)')
+    _check_int('seed', seed, 0)
     counts = {'train': num_train, 'val': num_val, 'test': num_test}
     for split, count in counts.items():
-        _check_count(f'num_{split}', count)
+        _check_int(f'num_{split}', count, 0)
     if not any(counts.values()):
         raise ValueError('Invalid sample counts: num_train, num_val and '
                          'num_test are all 0; expected at least one >= 1')
