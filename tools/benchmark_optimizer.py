@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import sys
@@ -222,11 +223,31 @@ def count_kernels(build, model, device):
         where = 'meta' if where == 'cpu' else where
     except RuntimeError:
         optim, mark = build(copy_model(model)), '*'
-        optim.step()
-    recorder = StepRecorder(where)
-    with recorder:
-        optim.step()
+    with _gpu_batches(mark == '*'):
+        if mark:
+            optim.step()
+        recorder = StepRecorder(where)
+        with recorder:
+            optim.step()
     return recorder.kernels, len(recorder.syncs), mark
+
+
+@contextlib.contextmanager
+def _gpu_batches(enabled):
+    """SPD batches as on a GPU while a step is recorded on the CPU.
+
+    On the CPU SPD works in cache-sized batches, whose number grows with the
+    model's size; the kernel counts describe the GPU plan, so a step
+    recorded on the CPU (``*``) uses the GPU's batch size.
+    """
+    from mmspd.optim import _spd_multi
+    saved = _spd_multi._CPU_BATCH_ELEMENTS
+    if enabled:
+        _spd_multi._CPU_BATCH_ELEMENTS = _spd_multi._BATCH_ELEMENTS
+    try:
+        yield
+    finally:
+        _spd_multi._CPU_BATCH_ELEMENTS = saved
 
 
 def cuda_counts(optim, device):

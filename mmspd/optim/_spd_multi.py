@@ -9,6 +9,13 @@ device: the condition ``c < 0`` is a 0/1 factor. Reductions of
 float16/bfloat16 tensors run in float32. :func:`mmspd.optim._spd.spd_pre`
 and :func:`mmspd.optim._spd.spd_post` take this path when given an
 :class:`SPDWorkspace`.
+
+The buffer holds one batch of tensors at a time; a tensor larger than a
+batch is split into pieces of whole rows, whose sums and norms are combined
+per tensor. On the CPU the batches are small enough to stay in the cache,
+so the passes over the buffer cost no memory traffic: the first half reads
+weights, anchors and gradients once, the second reads weights and anchors
+twice (norms first, then the projection) and writes the weights once.
 """
 from __future__ import annotations
 
@@ -43,17 +50,28 @@ def is_dense(tensor: Tensor) -> bool:
 
 
 class _Batch(NamedTuple):
-    start: int
-    stop: int
-    offsets: list[int]  # where each tensor starts in the flat buffer
+    # (tensor index, rows of it or None for all) of every piece
+    pieces: list[tuple[int, slice | None]]
+    offsets: list[int]  # where each piece starts in the flat buffer
     total: int  # elements of the flat buffer (a multiple of _CHUNK)
     owners: Tensor  # tensor index of every chunk, on the tensors' device
 
 
+class _Plan(NamedTuple):
+    batches: list[_Batch]
+    # Tensor index of every piece, on the device; None when no tensor is
+    # split, so that every piece is a whole tensor.
+    piece_owners: Tensor | None
+
+
 # Scratch memory is bounded: tensors are processed in batches of at most this
-# many elements (or one tensor, if larger).
+# many elements (or one row of a tensor, if larger); tensors larger than a
+# batch are split into pieces of whole rows (slices of their first dim).
 _BATCH_ELEMENTS = 1 << 25
-_plans: dict[tuple, list[_Batch]] = {}
+# On the CPU a batch small enough to stay in the cache is faster: the
+# passes over the scratch buffer then cost no memory traffic.
+_CPU_BATCH_ELEMENTS = 1 << 20
+_plans: dict[tuple, _Plan] = {}
 
 
 def _to_device(values: Sequence, dtype: torch.dtype,
@@ -67,39 +85,88 @@ def _to_device(values: Sequence, dtype: torch.dtype,
         device, non_blocking=True)
 
 
-def _plan(tensors: list[Tensor]) -> list[_Batch]:
+def _padded(numel: int) -> int:
+    return -(-numel // _CHUNK) * _CHUNK
+
+
+def _split(shape: torch.Size, limit: int) -> list[slice | None]:
+    """Row ranges of a tensor of ``shape``: ``limit`` elements or one row.
+
+    None stands for the whole tensor, kept whole if it fits in a batch or
+    has no rows to split along.
+    """
+    numel = shape.numel()
+    if _padded(numel) <= limit or len(shape) == 0 or shape[0] < 2:
+        return [None]
+    row = numel // shape[0]
+    rows = max(1, limit // max(row, 1))
+    return [slice(i, min(i + rows, shape[0]))
+            for i in range(0, shape[0], rows)]
+
+
+def _plan(tensors: list[Tensor]) -> _Plan:
     device = tensors[0].device
-    key = (device, tuple(t.numel() for t in tensors))
+    limit = _BATCH_ELEMENTS if device.type != 'cpu' else min(
+        _BATCH_ELEMENTS, _CPU_BATCH_ELEMENTS)
+    key = (device, limit, tuple(t.shape for t in tensors))
     plan = _plans.get(key)
     if plan is not None:
         return plan
     if len(_plans) > 64:  # parameter sets change rarely; stay small
         _plans.clear()
-    padded = [-(-n // _CHUNK) * _CHUNK for n in key[1]]
-    plan, start, size = [], 0, 0
-    for i, length in enumerate(padded + [None]):
-        if i == len(padded) or (size and size + length > _BATCH_ELEMENTS):
+    pieces = []  # (tensor index, rows, padded length)
+    for i, shape in enumerate(key[2]):
+        row = shape.numel() // shape[0] if len(shape) and shape[0] else 0
+        for rows in _split(shape, limit):
+            numel = shape.numel() if rows is None else row * (
+                rows.stop - rows.start)
+            pieces.append((i, rows, _padded(numel)))
+    batches, start, size = [], 0, 0
+    for k in range(len(pieces) + 1):
+        if k == len(pieces) or (size and size + pieces[k][2] > limit):
             offsets, owners, at = [], [], 0
-            for j in range(start, i):
+            for i, _, length in pieces[start:k]:
                 offsets.append(at)
-                at += padded[j]
-                owners.extend([j - start] * (padded[j] // _CHUNK))
+                at += length
+                owners.extend([i] * (length // _CHUNK))
             # Built once per parameter set and cached: no copy per step.
-            plan.append(_Batch(start, i, offsets, size,
-                               _to_device(owners, torch.long, device)))
-            start, size = i, 0
-        if length is not None:
-            size += length
+            batches.append(_Batch([p[:2] for p in pieces[start:k]],
+                                  offsets, size,
+                                  _to_device(owners, torch.long, device)))
+            start, size = k, 0
+        if k < len(pieces):
+            size += pieces[k][2]
+    split = len(pieces) > len(tensors)
+    plan = _Plan(batches, _to_device([p[0] for p in pieces], torch.long,
+                                     device) if split else None)
     _plans[key] = plan
     return plan
+
+
+def _pieces(tensors: list[Tensor], batch: _Batch) -> list[Tensor]:
+    return [tensors[i] if rows is None else tensors[i][rows]
+            for i, rows in batch.pieces]
+
+
+def _norms(parts: list[Tensor], plan: _Plan, count: int) -> Tensor:
+    """Per-tensor norms from the norms of the pieces of every batch."""
+    norms = parts[0] if len(parts) == 1 else torch.cat(parts)
+    if plan.piece_owners is None:
+        return norms
+    # Squares summed in float64 (where the device has it): no underflow.
+    wide = torch.float64 if norms.device.type != 'mps' else norms.dtype
+    squares = norms.to(wide).square()
+    return squares.new_zeros(count).index_add_(
+        0, plan.piece_owners, squares).sqrt().to(norms.dtype)
 
 
 class SPDWorkspace:
     """Scratch memory of the multi-tensor path, reused from step to step.
 
     One flat buffer per device and reduction dtype, of at most about 32 M
-    elements (or the largest tensor), and the views of it shaped (and, for
-    dense tensors, strided) like the tensors, so that element-wise
+    elements (1 M on the CPU), or one row of the largest tensor if that is
+    larger, and the views of it shaped (and, for dense tensors, strided)
+    like the tensors or their pieces, so that element-wise
     multi-tensor ops pair tensors of identical layout. Copies of an
     optimizer start with an empty workspace.
     """
@@ -121,7 +188,7 @@ class SPDWorkspace:
         ref = tensors[0]
         dtype = stat_dtype(ref.dtype)
         key = (ref.device, dtype)
-        layout = (key, batch.start, batch.total,
+        layout = (key, batch.total,
                   tuple((t.shape, t.stride() if is_dense(t) else None)
                         for t in tensors))
         cached = self._views.get(layout)
@@ -147,7 +214,7 @@ class SPDWorkspace:
             views.append(view)
             if end > begin + numel:
                 pads.append(flat[begin + numel:end])
-        if len(self._views) > 64:
+        if len(self._views) > 1024:  # a batch per 1 M elements on CPU
             self._views.clear()
         self._views[layout] = (flat, views, pads)
         return flat, views, pads
@@ -163,26 +230,25 @@ def _fill_deviation(views: list[Tensor], params: list[Tensor],
 def _multi_pre(params: list[Tensor], grads: list[Tensor],
                anchors: list[Tensor] | None,
                workspace: SPDWorkspace) -> SPDContext:
-    dots, prevs = [], []
-    for batch in _plan(params):
-        part = slice(batch.start, batch.stop)
-        flat, views, pads = workspace.views(params[part], batch)
+    plan = _plan(params)
+    dot, norms = None, []
+    for batch in plan.batches:
+        pieces = _pieces(params, batch)
+        flat, views, pads = workspace.views(pieces, batch)
         if pads:
             # Other tensor lists share the buffer: padding must be re-zeroed.
             torch._foreach_zero_(pads)
-        _fill_deviation(views, params[part],
-                        None if anchors is None else anchors[part])
-        prevs.append(torch.stack(torch._foreach_norm(views)))
-        torch._foreach_mul_(views, grads[part])
+        _fill_deviation(views, pieces,
+                        None if anchors is None else _pieces(anchors, batch))
+        norms.append(torch.stack(torch._foreach_norm(views)))
+        torch._foreach_mul_(views, _pieces(grads, batch))
         # Per-tensor dot products: sums over chunks, then over each tensor's
-        # chunks (tensors start on chunk boundaries, padding is zero).
+        # chunks (pieces start on chunk boundaries, padding is zero).
         chunk_sums = flat.view(-1, _CHUNK).sum(1)
-        count = batch.stop - batch.start
-        dots.append(flat.new_zeros(count).index_add_(0, batch.owners,
-                                                     chunk_sums))
-    dot = dots[0] if len(dots) == 1 else torch.cat(dots)
-    prev = prevs[0] if len(prevs) == 1 else torch.cat(prevs)
-    return SPDContext(-dot, prev)
+        if dot is None:
+            dot = flat.new_zeros(len(params))
+        dot.index_add_(0, batch.owners, chunk_sums)
+    return SPDContext(-dot, _norms(norms, plan, len(params)))
 
 
 def _strengths(lam: float | Sequence[float], like: Tensor) -> float | Tensor:
@@ -209,30 +275,33 @@ def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
                 stats: SPDStatistics | None, workspace: SPDWorkspace,
                 found_inf: Tensor | None) -> None:
     plan = _plan(params)
-    curs = []
-    for batch in plan:
-        part = slice(batch.start, batch.stop)
-        _, views, _ = workspace.views(params[part], batch)
-        _fill_deviation(views, params[part],
-                        None if anchors is None else anchors[part])
-        curs.append(torch.stack(torch._foreach_norm(views)))
-    cur = curs[0] if len(curs) == 1 else torch.cat(curs)
+    norms = []
+    for batch in plan.batches:
+        pieces = _pieces(params, batch)
+        _, views, _ = workspace.views(pieces, batch)
+        _fill_deviation(views, pieces,
+                        None if anchors is None else _pieces(anchors, batch))
+        norms.append(torch.stack(torch._foreach_norm(views)))
+    cur = _norms(norms, plan, len(params))
     scale, ratio, selected = spd_factor(ctx.c, ctx.prev, cur,
                                         _strengths(lam, cur))
     keep = _not_skipped(found_inf, scale)
     if keep is not None:
         scale, selected = scale * keep, selected * keep
-    for batch in plan:
-        part = slice(batch.start, batch.stop)
-        flat, views, _ = workspace.views(params[part], batch)
-        if len(plan) > 1:  # the buffer holds the last batch only
-            _fill_deviation(views, params[part],
-                            None if anchors is None else anchors[part])
+    last = len(plan.batches) - 1
+    # The last batch first: the buffer still holds its deviations.
+    for index in range(last, -1, -1):
+        batch = plan.batches[index]
+        pieces = _pieces(params, batch)
+        flat, views, _ = workspace.views(pieces, batch)
+        if index != last:
+            _fill_deviation(
+                views, pieces,
+                None if anchors is None else _pieces(anchors, batch))
         # s * (theta_new - a) for every tensor at once, then one subtraction:
         # theta_new - s * (theta_new - a).
-        chunk_scale = scale[batch.start:batch.stop].index_select(
-            0, batch.owners)
+        chunk_scale = scale.index_select(0, batch.owners)
         flat.view(-1, _CHUNK).mul_(chunk_scale.unsqueeze(1))
-        torch._foreach_sub_(params[part], views)
+        torch._foreach_sub_(pieces, views)
     if stats is not None:
         stats.add(selected, ratio, (1 - scale) * cur, anchors)

@@ -7,7 +7,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmspd.optim._adam_math as adam_impl
 import mmspd.optim._spd_multi as spd_impl
-from mmspd.optim import AdamSPD, get_anchors, spd_factor
+from mmspd.optim import (
+    AdamSPD,
+    SPDStatistics,
+    SPDWorkspace,
+    get_anchors,
+    spd_factor,
+    spd_post,
+    spd_pre,
+)
 
 
 def reference_groups(net, helpers):
@@ -91,6 +99,54 @@ def test_multi_tensor_equals_per_tensor(helpers, monkeypatch, fused,
     helpers.assert_same_params(net, loop_net, rtol=1e-12, atol=1e-14)
     for key, value in optimizer.spd_statistics().items():
         torch.testing.assert_close(value, loop.spd_statistics()[key])
+
+
+def _split_case(dtype):
+    """Tensors larger than a 512-element batch, in several layouts."""
+    gen = torch.Generator().manual_seed(3)
+
+    def rand(*shape):
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+
+    params = [rand(40, 30), rand(300, 7).t(), rand(9, 400)[:, ::3],
+              rand(1, 900), rand(5), rand(2000), rand()]
+    anchors = [p + 0.1 * rand(*p.shape) for p in params]
+    grads = [rand(*p.shape) for p in params]
+    return [[t.to(dtype) for t in ts] for ts in (params, anchors, grads)]
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float16])
+def test_tensors_larger_than_a_batch_are_split(monkeypatch, dtype):
+    monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', 512)
+    monkeypatch.setattr(spd_impl, '_plans', {})
+    params, anchors, grads = _split_case(dtype)
+    assert spd_impl._plan(params).piece_owners is not None
+    results = []
+    for workspace in (SPDWorkspace(), None):
+        # clone keeps the transposed layout; the strided one is rebuilt.
+        weights = [p.clone() for p in params]
+        weights[2] = params[2].new_zeros(9, 400)[:, ::3].copy_(params[2])
+        stats = SPDStatistics()
+        stats.begin()
+        ctx = spd_pre(weights, grads, anchors, workspace)
+        for weight, grad in zip(weights, grads):
+            weight.sub_(0.05 * grad.sign())
+        spd_post(weights, anchors, 0.7, ctx, stats, workspace)
+        stats.finish()
+        results.append((ctx, weights, stats.summary()))
+    (ctx, weights, stats), (ref_ctx, ref_weights, ref_stats) = results
+    # float16 is reduced in float32, in another order than per tensor.
+    tol = ({'rtol': 1e-5, 'atol': 1e-6} if dtype == torch.float16 else {
+        'rtol': 1e-12, 'atol': 1e-14})
+    torch.testing.assert_close(ctx.c, ref_ctx.c, **tol)
+    torch.testing.assert_close(ctx.prev, ref_ctx.prev, **tol)
+    for weight, ref in zip(weights, ref_weights):
+        # float16 weights: the dtype's own tolerance.
+        torch.testing.assert_close(
+            weight, ref, **({} if dtype == torch.float16 else tol))
+    assert 0 < float(stats['selected']) < 1
+    for key, value in ref_stats.items():
+        torch.testing.assert_close(stats[key], value, **tol)
 
 
 def test_state_holds_only_documented_keys(helpers):
