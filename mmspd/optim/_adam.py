@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._adam_math import adam_multi_tensor, adam_single_tensor
+from ._spd_rule import real_view, refuse_sharded
 
 ANCHOR_MODES = ('init', 'zero')
 
@@ -32,6 +33,40 @@ def check_strength(value: Any, name: str = 'weight_decay') -> None:
     if not _is_number(value) or not 0.0 <= value < math.inf:
         raise ValueError(f'Invalid {name} value: {value!r} (expected a '
                          'finite float >= 0)')
+
+
+#: Param group key choosing, per group, between SPD (True, the default) and
+#: the optimizer's own weight decay (False), ``weight_decay`` then being
+#: that decay's coefficient.
+SPD_KEY = 'spd'
+
+
+def check_spd_flag(value: Any) -> None:
+    """Raise ValueError unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f'Invalid {SPD_KEY!r} value: {value!r} (expected '
+                         'True, SPD toward the anchor, or False, the '
+                         "optimizer's own weight decay)")
+
+
+def warn_strength_above_one(strengths: Iterable[float],
+                            owner: str) -> bool:
+    """Warn when an SPD strength is above 1; return whether it warned.
+
+    A selected tensor moves to ``theta_new - lam * r * (theta_new - a)``
+    with ``0 <= r <= 1``: where ``lam * r > 1`` it lands past its anchor.
+    """
+    above = sorted({lam for lam in strengths if lam > 1})
+    if not above:
+        return False
+    warnings.warn(
+        f'{owner}: SPD strength (weight_decay) '
+        f'{above[0] if len(above) == 1 else above} > 1. A tensor SPD '
+        'selects moves to theta_new - lambda * r * (theta_new - anchor), '
+        'r in [0, 1]: where lambda * r > 1 that pulls it past its anchor, '
+        'to the other side (lambda = 2, r = 1 mirrors it). lambda <= 1 '
+        'only pulls toward the anchor.', UserWarning, stacklevel=3)
+    return True
 
 
 def check_hyper_parameters(group: dict[str, Any],
@@ -62,6 +97,8 @@ def check_hyper_parameters(group: dict[str, Any],
     if group['foreach'] not in (None, True, False):
         raise ValueError(f"Invalid foreach: {group['foreach']!r} (expected "
                          'None, True or False)')
+    if SPD_KEY in group:
+        check_spd_flag(group[SPD_KEY])
 
 
 def check_anchor(param: Tensor, anchor: Tensor) -> None:
@@ -78,10 +115,13 @@ class AnchoredAdam(Optimizer):
     Subclasses implement :meth:`_update` for one parameter group. This base
     handles hyper-parameter checks, the authors' ``'pre'`` group format,
     lazy state (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``
-    with amsgrad, and ``anchor``) and :meth:`reset_anchors`.
+    with amsgrad, and ``anchor``) and :meth:`reset_anchors`. Complex
+    parameters are stepped as real views, as ``torch.optim.Adam`` does.
     """
 
     _strength = 'weight_decay'
+    #: Group keys a subclass adds to the defaults (name: default value).
+    _extra_defaults: dict[str, Any] = {}
 
     def __init__(self,
                  params: Iterable,
@@ -101,6 +141,7 @@ class AnchoredAdam(Optimizer):
             'amsgrad': amsgrad,
             'anchor': anchor,
             'foreach': foreach,
+            **self._extra_defaults,
         }
         check_hyper_parameters(defaults, self._strength)
         super().__init__(params, defaults)
@@ -119,8 +160,14 @@ class AnchoredAdam(Optimizer):
             param_group['anchor'] = 'zero'
         elif has_pre:
             param_group.setdefault('anchor', 'init')
+        if SPD_KEY in param_group and SPD_KEY not in self.defaults:
+            raise ValueError(
+                f'{type(self).__name__} has no {SPD_KEY!r} group key (it '
+                'chooses between SPD and the optimizer\'s own decay in '
+                'AdamSPD and in optimizers SPD is attached to)')
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        refuse_sharded(group['params'])
         check_hyper_parameters(group, self._strength)
         if pre is not None:
             params = group['params']
@@ -139,6 +186,8 @@ class AnchoredAdam(Optimizer):
             group.setdefault('amsgrad', False)
             group.setdefault('anchor', 'init')
             group.setdefault('foreach', None)
+            for key, value in self._extra_defaults.items():
+                group.setdefault(key, value)
         # load_state_dict ends here. Step counters must stay float32 CPU
         # tensors, read without a device sync; torch leaves them where the
         # checkpoint was mapped, which is the GPU on mmengine's resume.
@@ -187,7 +236,7 @@ class AnchoredAdam(Optimizer):
         parameter, and restored by :meth:`load_state_dict`.
         """
         for group in self.param_groups:
-            if group['anchor'] != 'init':
+            if group['anchor'] != 'init' or not group.get(SPD_KEY, True):
                 continue
             for param in group['params']:
                 self.state[param]['anchor'] = param.detach().clone(
@@ -199,7 +248,8 @@ class AnchoredAdam(Optimizer):
             for name in ('params', 'grads', 'exp_avgs', 'exp_avg_sqs',
                          'max_exp_avg_sqs', 'state_steps', 'anchors')
         }
-        take_anchor = group['anchor'] == 'init'
+        # A group with spd=False takes the optimizer's own decay: no anchor.
+        take_anchor = group['anchor'] == 'init' and group.get(SPD_KEY, True)
         for param in group['params']:
             if param.grad is None:
                 continue
@@ -230,13 +280,15 @@ class AnchoredAdam(Optimizer):
                         memory_format=torch.preserve_format)
                 else:
                     check_anchor(param, state['anchor'])
-                lists['anchors'].append(state['anchor'])
-            lists['params'].append(param)
-            lists['grads'].append(param.grad)
-            lists['exp_avgs'].append(state['exp_avg'])
-            lists['exp_avg_sqs'].append(state['exp_avg_sq'])
+                lists['anchors'].append(real_view(state['anchor']))
+            # Complex tensors as real views, as torch.optim.Adam takes them.
+            lists['params'].append(real_view(param))
+            lists['grads'].append(real_view(param.grad))
+            lists['exp_avgs'].append(real_view(state['exp_avg']))
+            lists['exp_avg_sqs'].append(real_view(state['exp_avg_sq']))
             if group['amsgrad']:
-                lists['max_exp_avg_sqs'].append(state['max_exp_avg_sq'])
+                lists['max_exp_avg_sqs'].append(
+                    real_view(state['max_exp_avg_sq']))
             lists['state_steps'].append(state['step'])
         if not take_anchor:
             lists['anchors'] = None
@@ -278,7 +330,8 @@ class AnchoredAdam(Optimizer):
                 continue
             foreach = group['foreach'] is not False
             key = (group['lr'], tuple(group['betas']), group['eps'],
-                   group['amsgrad'], group['anchor'], foreach)
+                   group['amsgrad'], group['anchor'], foreach,
+                   group.get(SPD_KEY, True))
             # A scheduler may have written the strength since the last step.
             check_strength(group['weight_decay'], self._strength)
             lists['strengths'] = [float(group['weight_decay'])] * len(

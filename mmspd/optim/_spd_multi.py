@@ -1,21 +1,31 @@
 """The multi-tensor path of the Selective Projection Decay rule.
 
 It copies the deviations of a list of tensors into one flat scratch buffer
-in which every tensor starts on a chunk boundary. Per tensor sums become
-chunk sums plus one ``index_add_``, and per-tensor factors become per-chunk
-factors applied to the whole buffer in one op, so the number of kernels per
-step does not depend on the number of tensors and nothing waits for the
-device: the condition ``c < 0`` is a 0/1 factor. Reductions of
-float16/bfloat16 tensors run in float32. :func:`mmspd.optim._spd.spd_pre`
-and :func:`mmspd.optim._spd.spd_post` take this path when given an
-:class:`SPDWorkspace`.
+in which every tensor starts on a chunk boundary. Per-tensor sums and norms
+become chunk sums and chunk norms, reduced per tensor by a segmented sum
+of fixed order (:func:`_segment_levels`), and per-tensor factors become
+per-chunk factors applied to the whole buffer in one op. So the number of
+kernels per step does not depend on the number of tensors, nothing waits
+for the device (the condition ``c < 0`` is a 0/1 factor), and every sum is
+taken in the same order at every step and on every rank: no operator with
+atomic floating-point accumulation (``index_add_``, ``scatter_add_``) and
+no floating ``cumsum``, which CUDA scans in a varying order and
+``torch.use_deterministic_algorithms`` refuses. :func:`mmspd.optim._spd.
+spd_pre` and :func:`mmspd.optim._spd.spd_post` take this path when given
+an :class:`SPDWorkspace`.
+
+Float16 / bfloat16 tensors are reduced in float32. Their lists are first
+copied into a scratch buffer of their own dtype (multi-tensor ops whose
+lists share dtype and layout: CUDA's one-kernel route), which is converted
+to float32 as a whole; the projection goes back the same way. The result
+is that of the per-tensor path, bit for bit.
 
 The buffer holds one batch of tensors at a time; a tensor larger than a
-batch is split into pieces of whole rows, whose sums and norms are combined
-per tensor. On the CPU the batches are small enough to stay in the cache,
-so the passes over the buffer cost no memory traffic: the first half reads
-weights, anchors and gradients once, the second reads weights and anchors
-twice (norms first, then the projection) and writes the weights once.
+batch is split into pieces of whole rows. On the CPU the batches are small
+enough to stay in the cache, so the passes over the buffer cost no memory
+traffic: the first half reads weights, anchors and gradients once, the
+second reads weights and anchors twice (norms first, then the projection)
+and writes the weights once.
 """
 from __future__ import annotations
 
@@ -34,6 +44,8 @@ from ._spd_rule import (
 
 # Every tensor starts on a chunk boundary of the scratch buffer.
 _CHUNK = 256
+# Values summed per group at each level of a segmented sum.
+_FAN_IN = 128
 
 
 def is_dense(tensor: Tensor) -> bool:
@@ -59,9 +71,10 @@ class _Batch(NamedTuple):
 
 class _Plan(NamedTuple):
     batches: list[_Batch]
-    # Tensor index of every piece, on the device; None when no tensor is
-    # split, so that every piece is a whole tensor.
-    piece_owners: Tensor | None
+    # Gather indices of the segmented sum from chunks (all batches in
+    # order) to tensors; see _segment_levels.
+    levels: list[Tensor]
+    split: bool  # whether some tensor is split into pieces
 
 
 # Scratch memory is bounded: tensors are processed in batches of at most this
@@ -104,6 +117,59 @@ def _split(shape: torch.Size, limit: int) -> list[slice | None]:
             for i in range(0, shape[0], rows)]
 
 
+def _segment_levels(lengths: list[int]) -> list[list[int]]:
+    """Gather indices of a segmented sum in a fixed order.
+
+    The input vector holds consecutive segments of ``lengths`` values,
+    followed by one zero. Each level gathers every segment, padded with
+    that zero to a multiple of ``_FAN_IN``, then ``_FAN_IN`` zeros more
+    (the next level's zero); summing groups of ``_FAN_IN`` leaves fewer
+    values per segment. After the last level each segment, an empty one
+    too, is one value, at its own index. There is at least one level, so
+    that the number of levels (and of kernels) depends on the size of the
+    largest segment only: one up to ``_FAN_IN`` values, two up to
+    ``_FAN_IN ** 2``, and so on.
+
+    Args:
+        lengths (list[int]): Values per segment.
+
+    Returns:
+        list[list[int]]: One index list per level.
+    """
+    levels: list[list[int]] = []
+    while not levels or any(n != 1 for n in lengths):
+        zero = sum(lengths)
+        index: list[int] = []
+        groups = []
+        start = 0
+        for n in lengths:
+            count = max(1, -(-n // _FAN_IN))
+            index.extend(range(start, start + n))
+            index.extend([zero] * (count * _FAN_IN - n))
+            groups.append(count)
+            start += n
+        index.extend([zero] * _FAN_IN)
+        levels.append(index)
+        lengths = groups
+    return levels
+
+
+def _segment_sums(values: Tensor, plan: _Plan, count: int,
+                  zero: Tensor) -> Tensor:
+    """Per-tensor sums of per-chunk ``values``, always in the same order.
+
+    Args:
+        values (Tensor): One value per chunk of the plan, batches in order.
+        plan (_Plan): The plan the chunks belong to.
+        count (int): Number of tensors.
+        zero (Tensor): A one-element zero of ``values``' dtype and device.
+    """
+    sums = torch.cat((values, zero))
+    for index in plan.levels:
+        sums = sums.index_select(0, index).view(-1, _FAN_IN).sum(1)
+    return sums[:count]
+
+
 def _plan(tensors: list[Tensor]) -> _Plan:
     device = tensors[0].device
     limit = _BATCH_ELEMENTS if device.type != 'cpu' else min(
@@ -115,12 +181,14 @@ def _plan(tensors: list[Tensor]) -> _Plan:
     if len(_plans) > 64:  # parameter sets change rarely; stay small
         _plans.clear()
     pieces = []  # (tensor index, rows, padded length)
+    chunks = [0] * len(tensors)
     for i, shape in enumerate(key[2]):
         row = shape.numel() // shape[0] if len(shape) and shape[0] else 0
         for rows in _split(shape, limit):
             numel = shape.numel() if rows is None else row * (
                 rows.stop - rows.start)
             pieces.append((i, rows, _padded(numel)))
+            chunks[i] += _padded(numel) // _CHUNK
     batches, start, size = [], 0, 0
     for k in range(len(pieces) + 1):
         if k == len(pieces) or (size and size + pieces[k][2] > limit):
@@ -136,9 +204,9 @@ def _plan(tensors: list[Tensor]) -> _Plan:
             start, size = k, 0
         if k < len(pieces):
             size += pieces[k][2]
-    split = len(pieces) > len(tensors)
-    plan = _Plan(batches, _to_device([p[0] for p in pieces], torch.long,
-                                     device) if split else None)
+    levels = [_to_device(index, torch.long, device)
+              for index in _segment_levels(chunks)]
+    plan = _Plan(batches, levels, len(pieces) > len(tensors))
     _plans[key] = plan
     return plan
 
@@ -148,33 +216,26 @@ def _pieces(tensors: list[Tensor], batch: _Batch) -> list[Tensor]:
             for i, rows in batch.pieces]
 
 
-def _norms(parts: list[Tensor], plan: _Plan, count: int) -> Tensor:
-    """Per-tensor norms from the norms of the pieces of every batch."""
-    norms = parts[0] if len(parts) == 1 else torch.cat(parts)
-    if plan.piece_owners is None:
-        return norms
-    # Squares summed in float64 (where the device has it): no underflow.
-    wide = torch.float64 if norms.device.type != 'mps' else norms.dtype
-    squares = norms.to(wide).square()
-    return squares.new_zeros(count).index_add_(
-        0, plan.piece_owners, squares).sqrt().to(norms.dtype)
+def _cat(parts: list[Tensor]) -> Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class SPDWorkspace:
     """Scratch memory of the multi-tensor path, reused from step to step.
 
-    One flat buffer per device and reduction dtype, of at most about 32 M
-    elements (1 M on the CPU), or one row of the largest tensor if that is
-    larger, and the views of it shaped (and, for dense tensors, strided)
-    like the tensors or their pieces, so that element-wise
-    multi-tensor ops pair tensors of identical layout. Copies of an
-    optimizer start with an empty workspace.
+    One flat buffer per device and dtype, of at most about 32 M elements
+    (1 M on the CPU), or one row of the largest tensor if that is larger,
+    and the views of it shaped (and, for dense tensors, strided) like the
+    tensors or their pieces, so that element-wise multi-tensor ops pair
+    tensors of identical layout. Copies of an optimizer start with an
+    empty workspace.
     """
 
     def __init__(self) -> None:
         self._buffers: dict[tuple, Tensor] = {}
         self._views: dict[tuple, tuple[Tensor, list[Tensor],
                                        list[Tensor]]] = {}
+        self._zeros: dict[tuple, Tensor] = {}
 
     def __getstate__(self) -> dict:
         return {}
@@ -182,12 +243,28 @@ class SPDWorkspace:
     def __setstate__(self, state: dict) -> None:
         self.__init__()
 
-    def views(self, tensors: list[Tensor], batch: _Batch
+    def zero(self, like: Tensor) -> Tensor:
+        """A one-element zero of ``like``'s dtype and device, never written.
+        """
+        key = (like.device, like.dtype)
+        zero = self._zeros.get(key)
+        if zero is None:
+            zero = self._zeros[key] = like.new_zeros(1)
+        return zero
+
+    def views(self, tensors: list[Tensor], batch: _Batch,
+              dtype: torch.dtype | None = None
               ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """The flat buffer, a view per tensor, and the padding pieces."""
+        """The flat buffer, a view per tensor, and the padding pieces.
+
+        Args:
+            tensors (list[Tensor]): The tensors (or pieces) of ``batch``.
+            batch (_Batch): Their place in the buffer.
+            dtype (torch.dtype, optional): The buffer's dtype. Defaults to
+                the dtype the tensors are reduced in.
+        """
         ref = tensors[0]
-        dtype = stat_dtype(ref.dtype)
-        key = (ref.device, dtype)
+        key = (ref.device, dtype or stat_dtype(ref.dtype))
         layout = (key, batch.total,
                   tuple((t.shape, t.stride() if is_dense(t) else None)
                         for t in tensors))
@@ -197,7 +274,8 @@ class SPDWorkspace:
         ) == buffer.data_ptr():
             return cached
         if buffer is None or buffer.numel() < batch.total:
-            buffer = torch.empty(batch.total, dtype=dtype, device=ref.device)
+            buffer = torch.empty(batch.total, dtype=key[1],
+                                 device=ref.device)
             self._buffers[key] = buffer
             self._views = {k: v for k, v in self._views.items()
                            if k[0] != key}
@@ -220,35 +298,79 @@ class SPDWorkspace:
         return flat, views, pads
 
 
-def _fill_deviation(views: list[Tensor], params: list[Tensor],
-                    anchors: list[Tensor] | None) -> None:
-    torch._foreach_copy_(views, params)
+class _Filled(NamedTuple):
+    """A batch's deviations in the reduction dtype, and the staging buffer
+    of half-precision tensors (None for others)."""
+    flat: Tensor
+    views: list[Tensor]
+    low: tuple[Tensor, list[Tensor]] | None
+
+
+def _fill(workspace: SPDWorkspace, pieces: list[Tensor],
+          anchors: list[Tensor] | None, batch: _Batch) -> _Filled:
+    """Write ``pieces - anchors`` into the buffer, padding zeroed."""
+    flat, views, pads = workspace.views(pieces, batch)
+    if pieces[0].dtype == flat.dtype:
+        if pads:
+            # Other tensor lists share the buffer: padding is re-zeroed.
+            torch._foreach_zero_(pads)
+        torch._foreach_copy_(views, pieces)
+        if anchors is not None:
+            torch._foreach_sub_(views, anchors)
+        return _Filled(flat, views, None)
+    # Lists of one dtype and layout, then one conversion of the buffer:
+    # a list op mixing dtypes would run a kernel per tensor on CUDA.
+    low, low_views, low_pads = workspace.views(pieces, batch,
+                                               pieces[0].dtype)
+    if low_pads:
+        torch._foreach_zero_(low_pads)
+    torch._foreach_copy_(low_views, pieces)
+    flat.copy_(low)
     if anchors is not None:
-        torch._foreach_sub_(views, anchors)
+        torch._foreach_copy_(low_views, anchors)
+        flat.sub_(low)
+    return _Filled(flat, views, (low, low_views))
+
+
+def _chunk_norms(flat: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(flat.view(-1, _CHUNK), dim=1)
+
+
+def _tensor_norms(chunk_norms: list[Tensor], plan: _Plan, count: int,
+                  workspace: SPDWorkspace) -> Tensor:
+    """Per-tensor norms from the norms of their chunks."""
+    norms = _cat(chunk_norms)
+    # Squares summed in float64 (where the device has it): no underflow.
+    wide = torch.float64 if norms.device.type != 'mps' else norms.dtype
+    squares = norms.to(wide).square()
+    return _segment_sums(squares, plan, count,
+                         workspace.zero(squares)).sqrt().to(norms.dtype)
 
 
 def _multi_pre(params: list[Tensor], grads: list[Tensor],
                anchors: list[Tensor] | None,
                workspace: SPDWorkspace) -> SPDContext:
     plan = _plan(params)
-    dot, norms = None, []
+    dots, norms = [], []
     for batch in plan.batches:
         pieces = _pieces(params, batch)
-        flat, views, pads = workspace.views(pieces, batch)
-        if pads:
-            # Other tensor lists share the buffer: padding must be re-zeroed.
-            torch._foreach_zero_(pads)
-        _fill_deviation(views, pieces,
-                        None if anchors is None else _pieces(anchors, batch))
-        norms.append(torch.stack(torch._foreach_norm(views)))
-        torch._foreach_mul_(views, _pieces(grads, batch))
-        # Per-tensor dot products: sums over chunks, then over each tensor's
-        # chunks (pieces start on chunk boundaries, padding is zero).
-        chunk_sums = flat.view(-1, _CHUNK).sum(1)
-        if dot is None:
-            dot = flat.new_zeros(len(params))
-        dot.index_add_(0, batch.owners, chunk_sums)
-    return SPDContext(-dot, _norms(norms, plan, len(params)))
+        filled = _fill(workspace, pieces,
+                       None if anchors is None else _pieces(anchors, batch),
+                       batch)
+        norms.append(_chunk_norms(filled.flat))
+        if filled.low is None:
+            torch._foreach_mul_(filled.views, _pieces(grads, batch))
+        else:
+            low, low_views = filled.low
+            torch._foreach_copy_(low_views, _pieces(grads, batch))
+            filled.flat.mul_(low)
+        # Pieces start on chunk boundaries and padding is zero.
+        dots.append(filled.flat.view(-1, _CHUNK).sum(1))
+    chunk_dots = _cat(dots)
+    dot = _segment_sums(chunk_dots, plan, len(params),
+                        workspace.zero(chunk_dots))
+    return SPDContext(-dot, _tensor_norms(norms, plan, len(params),
+                                          workspace))
 
 
 def _strengths(lam: float | Sequence[float], like: Tensor) -> float | Tensor:
@@ -275,14 +397,13 @@ def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
                 stats: SPDStatistics | None, workspace: SPDWorkspace,
                 found_inf: Tensor | None) -> None:
     plan = _plan(params)
-    norms = []
+    norms, filled = [], None
     for batch in plan.batches:
-        pieces = _pieces(params, batch)
-        _, views, _ = workspace.views(pieces, batch)
-        _fill_deviation(views, pieces,
-                        None if anchors is None else _pieces(anchors, batch))
-        norms.append(torch.stack(torch._foreach_norm(views)))
-    cur = _norms(norms, plan, len(params))
+        filled = _fill(workspace, _pieces(params, batch),
+                       None if anchors is None else _pieces(anchors, batch),
+                       batch)
+        norms.append(_chunk_norms(filled.flat))
+    cur = _tensor_norms(norms, plan, len(params), workspace)
     scale, ratio, selected = spd_factor(ctx.c, ctx.prev, cur,
                                         _strengths(lam, cur))
     keep = _not_skipped(found_inf, scale)
@@ -293,15 +414,21 @@ def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
     for index in range(last, -1, -1):
         batch = plan.batches[index]
         pieces = _pieces(params, batch)
-        flat, views, _ = workspace.views(pieces, batch)
         if index != last:
-            _fill_deviation(
-                views, pieces,
-                None if anchors is None else _pieces(anchors, batch))
+            filled = _fill(
+                workspace, pieces,
+                None if anchors is None else _pieces(anchors, batch), batch)
         # s * (theta_new - a) for every tensor at once, then one subtraction:
         # theta_new - s * (theta_new - a).
         chunk_scale = scale.index_select(0, batch.owners)
-        flat.view(-1, _CHUNK).mul_(chunk_scale.unsqueeze(1))
-        torch._foreach_sub_(pieces, views)
+        filled.flat.view(-1, _CHUNK).mul_(chunk_scale.unsqueeze(1))
+        if filled.low is None:
+            torch._foreach_sub_(pieces, filled.views)
+        else:
+            # Rounded to the weights' dtype before the subtraction, as
+            # the per-tensor path does.
+            low, low_views = filled.low
+            low.copy_(filled.flat)
+            torch._foreach_sub_(pieces, low_views)
     if stats is not None:
         stats.add(selected, ratio, (1 - scale) * cur, anchors)

@@ -40,6 +40,39 @@ def spd_factor(c: Tensor, prev: Tensor, cur: Tensor,
     return ratio * selected * lam, ratio, selected
 
 
+def real_view(tensor: Tensor) -> Tensor:
+    """A complex tensor as a real view (``view_as_real``), others as is.
+
+    torch's optimizers step a complex parameter as the real tensor of its
+    real and imaginary parts; SPD measures and projects that same tensor.
+    """
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+def refuse_sharded(params: Sequence[Tensor]) -> None:
+    """Raise ValueError for parameters sharded across ranks.
+
+    SPD decides per layer from the whole tensor. An FSDP flat parameter
+    holds a shard of several layers and a DTensor a shard of one; the rule
+    on a shard would decide per shard and rank.
+    """
+    for param in params:
+        sharded = getattr(param, '_is_flat_param', False)
+        if not sharded and torch.distributed.is_available():
+            try:
+                from torch.distributed.tensor import DTensor
+            except ImportError:  # pragma: no cover - older torch
+                DTensor = ()
+            sharded = isinstance(param, DTensor)
+        if sharded:
+            raise ValueError(
+                f'SPD got a sharded parameter ({type(param).__name__} of '
+                f'shape {tuple(param.shape)}, from FSDP or DTensor): it '
+                'decides per layer from whole tensors and is not '
+                'shard-aware yet. Train with DDP (MMDistributedDataParallel)'
+                ' instead.')
+
+
 def stat_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype SPD reduces tensors of ``dtype`` in.
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import torch
 from torch import Tensor
 
-from ._adam import AnchoredAdam
+from ._adam import SPD_KEY, AnchoredAdam, warn_strength_above_one
 from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
 
 
@@ -40,9 +41,17 @@ class AdamSPD(AnchoredAdam):
     :meth:`load_state_dict`; :meth:`reset_anchors` re-takes them.
 
     Param groups may set ``anchor`` (``'init'`` or ``'zero'``, the latter for
-    adapters / PEFT parameters: decay toward zero, no copy kept) and any of
-    the arguments below. The authors' format is accepted too: a group key
-    ``'pre'`` holding a list of anchor tensors, or None for zero anchors.
+    adapters / PEFT parameters: decay toward zero, no copy kept), ``spd``
+    and any of the arguments below. ``spd=False`` gives a group AdamW's
+    decoupled weight decay instead of SPD (:math:`\theta \leftarrow
+    \theta (1 - \mathrm{lr}\, \lambda)` before the Adam step, exactly
+    as ``torch.optim.AdamW``), ``weight_decay`` being its coefficient: e.g.
+    a new, randomly initialised head beside a pre-trained backbone. The
+    authors' format is accepted too: a group key ``'pre'`` holding a list of
+    anchor tensors, or None for zero anchors. Complex parameters are
+    stepped as real views (``torch.view_as_real``), as in
+    ``torch.optim.Adam``. A strength above 1 warns: it can pull a tensor
+    past its anchor.
 
     Args:
         params (Iterable): Parameters or param group dicts.
@@ -60,11 +69,18 @@ class AdamSPD(AnchoredAdam):
     Example:
         >>> optimizer = AdamSPD(model.parameters(), lr=1e-4,
         ...                     weight_decay=0.5)
+        >>> optimizer = AdamSPD([
+        ...     {'params': backbone.parameters()},        # SPD, lambda 0.5
+        ...     {'params': head.parameters(), 'spd': False,
+        ...      'weight_decay': 0.01}],                  # AdamW decay
+        ...     lr=1e-4, weight_decay=0.5)
         >>> # In an MMEngine / MMSegmentation config:
         >>> optim_wrapper = dict(type='OptimWrapper', optimizer=dict(
         ...     type='AdamSPD', lr=6e-5, betas=(0.9, 0.999),
         ...     weight_decay=0.5))
     """
+
+    _extra_defaults = {SPD_KEY: True}
 
     def __init__(self,
                  params: Iterable,
@@ -87,11 +103,16 @@ class AdamSPD(AnchoredAdam):
             amsgrad=amsgrad,
             anchor=anchor,
             foreach=foreach)
+        self._spd_warned = warn_strength_above_one(
+            (group['weight_decay'] for group in self.param_groups
+             if group[SPD_KEY]), type(self).__name__)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.defaults.setdefault(SPD_KEY, True)
         self.__dict__.setdefault('_spd_stats', SPDStatistics())
         self.__dict__.setdefault('_spd_workspace', SPDWorkspace())
+        self.__dict__.setdefault('_spd_warned', False)
 
     def spd_statistics(self) -> dict[str, Tensor]:
         """Statistics of the last step; see :meth:`SPDStatistics.summary`."""
@@ -106,6 +127,13 @@ class AdamSPD(AnchoredAdam):
     def _update(self, group: dict[str, Any], lists: dict[str, list],
                 foreach: bool) -> None:
         strengths = lists['strengths']
+        if not group[SPD_KEY]:
+            self._decay(group['lr'], lists['params'], strengths, foreach)
+            self._adam(group, lists, foreach)
+            return
+        if not self._spd_warned:
+            self._spd_warned = warn_strength_above_one(
+                strengths, type(self).__name__)
         spd = [i for i, lam in enumerate(strengths) if lam != 0]
         if not spd:
             self._adam(group, lists, foreach)
@@ -121,3 +149,18 @@ class AdamSPD(AnchoredAdam):
         ctx = spd_pre(params, grads, anchors, workspace)
         self._adam(group, lists, foreach)
         spd_post(params, anchors, strengths, ctx, self._spd_stats, workspace)
+
+    @staticmethod
+    def _decay(lr: float, params: list[Tensor], strengths: list[float],
+               foreach: bool) -> None:
+        """AdamW's decoupled decay, ``param *= 1 - lr * weight_decay``."""
+        factors = [1 - lr * lam for lam in strengths]
+        if all(factor == 1 for factor in factors):
+            return
+        if not foreach:
+            for param, factor in zip(params, factors):
+                param.mul_(factor)
+        elif all(factor == factors[0] for factor in factors):
+            torch._foreach_mul_(params, factors[0])
+        else:
+            torch._foreach_mul_(params, factors)

@@ -13,8 +13,11 @@ accumulation iteration) touches neither weights, anchors nor statistics.
 Each group's ``weight_decay`` is its SPD strength, read at every step, so a
 ``weight_decay`` schedule drives SPD. The optimizer's own step runs with
 ``weight_decay`` set to 0 and the value is put back afterwards: it never
-applies a decay of its own. Anchors live in the optimizer's per-parameter
-state (``state[p]['anchor']``) and are saved and loaded with it.
+applies a decay of its own, except in groups with ``spd=False``, which SPD
+leaves to the optimizer. Anchors live in the optimizer's per-parameter
+state (``state[p]['anchor']``) and are saved and loaded with it. Copies of
+the optimizer (``copy.deepcopy``, ``pickle``, ``torch.save``) apply SPD
+too.
 
 This module needs torch alone; the MMEngine wrappers and the
 ``SPDOptimWrapperConstructor`` build on it.
@@ -31,10 +34,14 @@ from torch.optim import Optimizer
 from ._adam import (
     ANCHOR_MODES,
     LEGACY_LAMBDA_KEY,
+    SPD_KEY,
     AnchoredAdam,
+    check_spd_flag,
     check_strength,
+    warn_strength_above_one,
 )
 from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
+from ._spd_rule import SPDContext, real_view, refuse_sharded
 
 # Attribute of an optimizer holding the OptimizerSPD attached to it.
 _ATTR = '_mmspd_spd'
@@ -44,6 +51,13 @@ def _check_anchor_mode(mode: Any) -> None:
     if mode not in ANCHOR_MODES:
         raise ValueError(f'Invalid anchor mode: {mode!r} (expected one of '
                          f'{ANCHOR_MODES})')
+
+
+def _applies(group: dict[str, Any]) -> bool:
+    """Whether SPD applies to ``group`` (its ``spd`` key, True if absent)."""
+    flag = group.get(SPD_KEY, True)
+    check_spd_flag(flag)
+    return flag
 
 
 class OptimizerSPD:
@@ -81,15 +95,23 @@ class OptimizerSPD:
         self.optimizer = optimizer
         self.anchor = anchor
         self.foreach = foreach
-        for group in optimizer.param_groups:
-            _check_anchor_mode(group.get('anchor', anchor))
-            check_strength(self._strength(group), 'weight_decay (SPD '
-                           'strength)')
+        for index, group in enumerate(optimizer.param_groups):
+            refuse_sharded(group['params'])
+            if _applies(group):
+                _check_anchor_mode(group.get('anchor', anchor))
+                check_strength(self._strength(group, index),
+                               'weight_decay (SPD strength)')
         self._stats = SPDStatistics()
+        self._warned = warn_strength_above_one(
+            (group['weight_decay'] for group in optimizer.param_groups
+             if _applies(group)), type(optimizer).__name__)
+        self._reset()
+        self._register()
+
+    def _reset(self) -> None:
         self._workspace = SPDWorkspace()
         self._ctx: tuple | None = None
         self._held: list[tuple[dict, Any]] | None = None
-        self._register()
 
     def _register(self) -> None:
         optimizer = self.optimizer
@@ -100,6 +122,11 @@ class OptimizerSPD:
         self._step = types.MethodType(_decay_giving_step(self._outer_step),
                                       optimizer)
         optimizer.step = self._step
+        # Optimizer.__getstate__ keeps only defaults, state and groups, so
+        # a copy would lose the hooks and step with lambda as plain decay:
+        # copies are rebuilt with SPD attached (copy, pickle, torch.save).
+        optimizer.__reduce_ex__ = types.MethodType(_reduce_with_spd,
+                                                   optimizer)
         self._handles = [
             optimizer.register_step_pre_hook(self._pre_hook),
             optimizer.register_step_post_hook(self._post_hook),
@@ -114,6 +141,7 @@ class OptimizerSPD:
         self._handles = []
         if getattr(self.optimizer, _ATTR, None) is self:
             delattr(self.optimizer, _ATTR)
+        self.optimizer.__dict__.pop('__reduce_ex__', None)
         # Left in place when wrapped since: it works without SPD too.
         if self.optimizer.__dict__.get('step') is self._step:
             del self.optimizer.step
@@ -126,23 +154,24 @@ class OptimizerSPD:
         return bool(self._handles) and self._handles[0].id in getattr(
             self.optimizer, '_optimizer_step_pre_hooks', {})
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Optimizers drop their hooks when copied or unpickled; the hooks are
-        # registered again on the copy.
-        state = dict(self.__dict__)
-        for key in ('_handles', '_ctx', '_held', '_outer_step', '_step'):
-            state.pop(key, None)
-        return state
+    def __reduce__(self) -> tuple:
+        # The copy of an attachment is that of the copied optimizer.
+        if not self.attached:
+            raise TypeError('A detached OptimizerSPD cannot be copied; copy '
+                            'the optimizer instead')
+        return _attachment_of, (self.optimizer, )
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._ctx = None
-        self._held = None
-        self._register()
-
-    @staticmethod
-    def _strength(group: dict[str, Any]) -> Any:
-        return group.get('weight_decay', 0.0) or 0.0
+    def _strength(self, group: dict[str, Any], index: int) -> Any:
+        if 'weight_decay' not in group:
+            name = type(self.optimizer).__name__
+            raise ValueError(
+                f"{name} param group {index} has no 'weight_decay', which "
+                'SPD reads as its strength lambda. Set it in every group, '
+                f"e.g. optimizer.param_groups[{index}]['weight_decay'] = "
+                f'1.0, before attaching ({name} ignores the key; SPD reads '
+                f'it), or set {SPD_KEY!r}=False in groups SPD should leave '
+                'alone.')
+        return group['weight_decay'] or 0.0
 
     def _loaded(self, optimizer: Optimizer) -> None:
         # Checkpoints of mmspd 0.1 wrappers kept the strength under their own
@@ -165,7 +194,8 @@ class OptimizerSPD:
         """
         state = self.optimizer.state
         for group in self.optimizer.param_groups:
-            if group.get('anchor', self.anchor) != 'init':
+            if (group.get('anchor', self.anchor) != 'init'
+                    or not group.get(SPD_KEY, True)):
                 continue
             for param in group['params']:
                 if param not in state:
@@ -205,6 +235,22 @@ class OptimizerSPD:
                     group['weight_decay'] = value
             self._held = None
 
+    def _spd_groups(self, optimizer: Optimizer
+                    ) -> list[tuple[dict[str, Any], float]]:
+        """The groups SPD applies to and their strengths, all checked."""
+        groups = []
+        for index, group in enumerate(optimizer.param_groups):
+            if not _applies(group):
+                continue
+            lam = self._strength(group, index)
+            check_strength(lam, 'weight_decay (SPD strength)')
+            _check_anchor_mode(group.get('anchor', self.anchor))
+            groups.append((group, float(lam)))
+        if not self._warned:
+            self._warned = warn_strength_above_one(
+                (lam for _, lam in groups), type(optimizer).__name__)
+        return groups
+
     @torch.no_grad()
     def _pre_hook(self, optimizer: Optimizer, args: tuple,
                   kwargs: dict) -> None:
@@ -221,19 +267,14 @@ class OptimizerSPD:
                 'step(closure): the rule needs the gradients before the '
                 'step, and a closure computes them inside it. Call '
                 'loss.backward() and then step() without a closure.')
-        groups = []
-        for group in optimizer.param_groups:
-            lam = self._strength(group)
-            check_strength(lam, 'weight_decay (SPD strength)')
-            _check_anchor_mode(group.get('anchor', self.anchor))
-            groups.append((group, float(lam)))
+        groups = self._spd_groups(optimizer)
         self._stats.begin()
         new: list[tuple[Tensor, Tensor]] = []
-        # All groups of one anchor mode form one tensor list, whatever their
-        # strengths: paramwise_cfg makes a group per parameter.
-        buckets: dict[str, tuple[list, list, list]] = {
-            mode: ([], [], []) for mode in ANCHOR_MODES
-        }
+        # Groups of one anchor mode and direction form one tensor list,
+        # whatever their strengths: paramwise_cfg makes a group per
+        # parameter. Complex tensors are taken as real views, as torch's
+        # optimizers do.
+        buckets: dict[tuple[str, bool], tuple[list, list, list, list]] = {}
         for group, lam in groups:
             params = [p for p in group['params'] if p.grad is not None]
             if not params:
@@ -244,26 +285,26 @@ class OptimizerSPD:
                 anchors, group_new = self._anchors(params)
                 new.extend(group_new)
             if lam != 0:
-                bucket = buckets[mode]
-                bucket[0].extend(params)
-                bucket[1].extend(anchors)
-                bucket[2].extend([lam] * len(params))
+                bucket = buckets.setdefault(
+                    (mode, bool(group.get('maximize', False))),
+                    ([], [], [], []))
+                bucket[0].extend(real_view(p) for p in params)
+                bucket[1].extend(real_view(p.grad) for p in params)
+                bucket[2].extend(real_view(a) for a in anchors)
+                bucket[3].extend([lam] * len(params))
         parts = []
-        for mode, (params, anchors, lams) in buckets.items():
-            if not params:
-                continue
-            for part in self._split(params, anchors if mode == 'init' else
-                                    None, lams):
-                part_params, part_anchors, _ = part
-                grads = [p.grad for p in part_params]
-                parts.append((*part,
-                              spd_pre(part_params, grads, part_anchors,
-                                      self._workspace if self.foreach
-                                      is not False else None)))
+        workspace = self._workspace if self.foreach is not False else None
+        for (mode, maximize), lists in buckets.items():
+            for params, grads, anchors, lams in self._split(
+                    *lists, zero=mode == 'zero'):
+                ctx = spd_pre(params, grads, anchors, workspace)
+                if maximize:
+                    # The optimizer ascends the gradient: c = <g, theta - a>.
+                    ctx = SPDContext(-ctx.c, ctx.prev)
+                parts.append((params, anchors, lams, ctx))
         self._ctx = (new, parts)
         # The optimizer's own step applies no decay; see _post_hook.
-        self._held = [(group, group['weight_decay']) for group, _ in groups
-                      if 'weight_decay' in group]
+        self._held = [(group, group['weight_decay']) for group, _ in groups]
         for group, _ in self._held:
             group['weight_decay'] = 0.0
 
@@ -287,14 +328,15 @@ class OptimizerSPD:
                      found_inf)
         self._stats.finish(found_inf)
 
-    def _split(self, params: list[Tensor], anchors: list[Tensor] | None,
-               lams: list[float]) -> list[tuple]:
+    def _split(self, params: list[Tensor], grads: list[Tensor],
+               anchors: list[Tensor], lams: list[float],
+               zero: bool) -> list[tuple]:
         if self.foreach is False:
-            return [(params, anchors, lams)]
-        lists = [params] if anchors is None else [params, anchors]
+            return [(params, grads, None if zero else anchors, lams)]
+        lists = [params, grads] if zero else [params, grads, anchors]
         grouped = Optimizer._group_tensors_by_device_and_dtype(
             lists, with_indices=True)
-        return [(tensors[0], None if anchors is None else tensors[1],
+        return [(tensors[0], tensors[1], None if zero else tensors[2],
                  [lams[i] for i in indices])
                 for tensors, indices in grouped.values()]
 
@@ -316,6 +358,31 @@ def _decay_giving_step(outer: Callable | None) -> Callable:
     return step
 
 
+def _reduce_with_spd(optimizer: Optimizer, protocol: int) -> tuple:
+    """How copy and pickle rebuild an optimizer SPD is attached to."""
+    spd = getattr(optimizer, _ATTR)
+    settings = {'anchor': spd.anchor, 'foreach': spd.foreach,
+                '_stats': spd._stats, '_warned': spd._warned}
+    return _rebuild_with_spd, (type(optimizer), optimizer.__getstate__(),
+                               settings)
+
+
+def _rebuild_with_spd(cls: type, state: dict[str, Any],
+                      settings: dict[str, Any]) -> Optimizer:
+    optimizer = cls.__new__(cls)
+    optimizer.__setstate__(state)
+    spd = OptimizerSPD.__new__(OptimizerSPD)
+    spd.__dict__.update(settings)
+    spd.optimizer = optimizer
+    spd._reset()
+    spd._register()
+    return optimizer
+
+
+def _attachment_of(optimizer: Optimizer) -> OptimizerSPD:
+    return getattr(optimizer, _ATTR)
+
+
 def attach_spd(optimizer: Optimizer,
                anchor: str = 'init',
                foreach: bool | None = None) -> OptimizerSPD:
@@ -323,12 +390,20 @@ def attach_spd(optimizer: Optimizer,
 
     Each param group's ``weight_decay`` becomes its SPD strength (so
     ``decay_mult=0`` turns SPD off for a group, and a ``weight_decay``
-    schedule drives it); the optimizer itself then applies no decay. With
-    ``torch.optim.Adam`` the result equals :class:`~mmspd.optim.AdamSPD`.
+    schedule drives it); the optimizer itself then applies no decay. A
+    group with ``spd=False`` is left to the optimizer: no SPD there, and
+    its ``weight_decay`` is the optimizer's own decay (AdamW's decoupled
+    decay, SGD's L2 term). With ``torch.optim.Adam`` the result equals
+    :class:`~mmspd.optim.AdamSPD`. ``maximize=True`` groups, complex
+    parameters (as real views, as torch's optimizers take them) and copies
+    of the optimizer (``copy.deepcopy``, ``pickle``, ``torch.save``) get
+    SPD too.
 
     Args:
         optimizer (Optimizer): Any ``torch.optim`` optimizer without anchors
-            of its own (not AdamSPD / AdamL2SP).
+            of its own (not AdamSPD / AdamL2SP) whose SPD groups have a
+            ``weight_decay`` key (for one without, such as Rprop, set
+            ``group['weight_decay']`` first).
         anchor (str): ``'init'`` or ``'zero'``; a group key ``'anchor'``
             overrides it. Defaults to ``'init'``.
         foreach (bool, optional): False selects the per-tensor reference
@@ -340,8 +415,9 @@ def attach_spd(optimizer: Optimizer,
 
     Raises:
         TypeError: For AdamSPD / AdamL2SP or a non-optimizer.
-        ValueError: For a bad anchor mode or strength, or when SPD is
-            attached already.
+        ValueError: For a bad anchor mode, strength or ``spd`` flag, a
+            group without ``weight_decay``, parameters sharded by FSDP or
+            DTensor, or when SPD is attached already.
 
     Example:
         >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.01,

@@ -1,9 +1,10 @@
-"""Counting the kernels and host syncs of an optimizer step without a GPU.
+"""Kernels, host syncs and nondeterministic ops of a step without a GPU.
 
 :class:`StepRecorder` records the operators a step dispatches and applies
 CUDA's rules to them, so the tests and ``tools/benchmark_optimizer.py`` can
-check on any machine that a step neither waits for the device nor launches
-more kernels as the number of tensors grows.
+check on any machine that a step neither waits for the device, nor
+launches more kernels as the number of tensors grows, nor runs an operator
+whose CUDA kernel gives results that vary from run to run.
 """
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ SYNC_OPS = ('aten._local_scalar_dense', 'aten.item', 'aten.nonzero',
             'aten.masked_select', 'aten.segment_reduce', 'aten.unique',
             'aten._unique', 'aten._unique2', 'aten.unique_dim',
             'aten.unique_consecutive')
+
+# Operators whose CUDA kernels accumulate floating-point values in an order
+# that varies from run to run (atomics, decoupled look-back scans); under
+# torch.use_deterministic_algorithms(True) they run a slower fallback or
+# raise. Always: the first group; only with accumulate=True: the second.
+NONDETERMINISTIC_OPS = ('aten.index_add', 'aten.scatter_add',
+                        'aten.scatter_reduce', 'aten.index_reduce',
+                        'aten.cumsum', 'aten.cumprod')
+ACCUMULATING_OPS = ('aten.index_put', 'aten.index_put_',
+                    'aten._index_put_impl_', 'aten.put', 'aten.put_')
 
 
 def foreach_kernels(args: Any, fused: bool = False) -> int:
@@ -71,6 +82,9 @@ class StepRecorder(TorchDispatchMode):
     Attributes:
         kernels (int): Kernels the ops would launch on CUDA.
         syncs (list[str]): Ops that would wait for the device.
+        nondeterministic (list[str]): Ops on floating-point tensors whose
+            CUDA kernels are nondeterministic (:data:`NONDETERMINISTIC_OPS`,
+            and :data:`ACCUMULATING_OPS` with ``accumulate=True``).
     """
 
     def __init__(self, device_type: str = 'meta') -> None:
@@ -78,6 +92,7 @@ class StepRecorder(TorchDispatchMode):
         self.device_type = device_type
         self.kernels = 0
         self.syncs: list[str] = []
+        self.nondeterministic: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -97,9 +112,29 @@ class StepRecorder(TorchDispatchMode):
                 and kwargs.get('output_size') is None
                 and not (len(args) > 1 and isinstance(args[1], int))):
             self.syncs.append('aten.repeat_interleave without output_size')
+        if _nondeterministic(name, args, kwargs):
+            self.nondeterministic.append(name)
         if name.startswith(('aten._foreach_', 'aten._fused_')):
             self.kernels += foreach_kernels(
                 args, fused=name.startswith('aten._fused_'))
         elif func._schema.is_mutable or not func.is_view:
             self.kernels += 1
         return func(*args, **kwargs)
+
+
+def _floating(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and (value.is_floating_point()
+                                                or value.is_complex())
+
+
+def _nondeterministic(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether an op on floating-point data has a nondeterministic CUDA
+    kernel."""
+    base = name.rstrip('_')
+    if base in NONDETERMINISTIC_OPS:
+        return any(_floating(t) for t in tree_leaves((args, kwargs)))
+    if name in ACCUMULATING_OPS:
+        accumulate = kwargs.get('accumulate', args[3] if len(args) > 3
+                                else False)
+        return bool(accumulate) and _floating(args[0])
+    return False

@@ -8,6 +8,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import mmspd.optim._adam_math as adam_impl
 import mmspd.optim._spd_multi as spd_impl
 from mmspd.optim import (
+    AdamL2SP,
     AdamSPD,
     SPDStatistics,
     SPDWorkspace,
@@ -120,7 +121,7 @@ def test_tensors_larger_than_a_batch_are_split(monkeypatch, dtype):
     monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', 512)
     monkeypatch.setattr(spd_impl, '_plans', {})
     params, anchors, grads = _split_case(dtype)
-    assert spd_impl._plan(params).piece_owners is not None
+    assert spd_impl._plan(params).split
     results = []
     for workspace in (SPDWorkspace(), None):
         # clone keeps the transposed layout; the strided one is rebuilt.
@@ -384,3 +385,46 @@ def test_bfloat16_parameters(helpers):
         assert b.dtype == torch.bfloat16
         torch.testing.assert_close(b.float(), a, rtol=0.05, atol=0.02)
     assert low_optimizer.spd_statistics()['selected'].dtype == torch.float64
+
+
+@pytest.mark.parametrize('foreach', [None, False])
+def test_group_with_spd_false_steps_as_adamw(helpers, foreach):
+    # A pre-trained backbone with SPD, and a new head with AdamW's own
+    # decoupled decay: the same as AdamSPD on the backbone beside
+    # torch.optim.AdamW on the head.
+    def groups(net, head):
+        return [{'params': [*net.conv.parameters(), *net.fc1.parameters()],
+                 'weight_decay': 1.0},
+                {'params': list(net.fc2.parameters()), 'weight_decay': 0.05,
+                 **head}]
+
+    net, split = helpers.make_net(), helpers.make_net()
+    optimizer = AdamSPD(groups(net, {'spd': False}), lr=0.02,
+                        foreach=foreach)
+    backbone = AdamSPD(groups(split, {})[:1], lr=0.02, foreach=foreach)
+    head = torch.optim.AdamW(groups(split, {})[1:], lr=0.02,
+                             foreach=foreach is not False)
+    for batch in helpers.batches(20):
+        optimizer.zero_grad()
+        backbone.zero_grad()
+        head.zero_grad()
+        helpers.loss_fn(net, batch).backward()
+        helpers.loss_fn(split, batch).backward()
+        optimizer.step()
+        backbone.step()
+        head.step()
+    helpers.assert_same_params(net, split, rtol=1e-12, atol=1e-14)
+    # The head keeps no anchor, and its strength is not lambda.
+    assert set(get_anchors(optimizer)) == {
+        *net.conv.parameters(), *net.fc1.parameters()}
+    stats = optimizer.spd_statistics()
+    assert float(stats['selected']) * 3 == pytest.approx(
+        round(float(stats['selected']) * 3))
+    with pytest.raises(ValueError, match="Invalid 'spd' value: 1"):
+        AdamSPD([{'params': [net.conv.weight], 'spd': 1}])
+
+
+def test_l2sp_refuses_the_spd_key():
+    with pytest.raises(ValueError, match="AdamL2SP has no 'spd'"):
+        AdamL2SP([{'params': [torch.nn.Parameter(torch.zeros(2))],
+                   'spd': False}])
