@@ -13,11 +13,11 @@ optim_wrapper = dict(
         type='AdamSPD', lr=6e-5, betas=(0.9, 0.999), eps=1e-8,
         weight_decay=1.0, amsgrad=False))
 
-# SPDGuardHook stops the run before the first iteration if the built
-# optimizer wrapper does not apply SPD (e.g. an override replaced the
-# optimizer); SPDStatsHook logs the selection rate, mean r and the
-# deviation from the anchors.
+# SPDHook leaves AdamSPD as it is and stops the run before the first
+# iteration if the built optimizer does not apply SPD (e.g. an override
+# replaced the optimizer with one SPD cannot run on); SPDStatsHook logs the
+# selection rate, mean r and the deviation from the anchors.
 custom_hooks = [
-    dict(type='SPDGuardHook'),
+    dict(type='SPDHook'),
     dict(type='SPDStatsHook', interval=50),
 ]

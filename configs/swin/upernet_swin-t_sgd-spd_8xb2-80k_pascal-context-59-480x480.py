@@ -1,10 +1,12 @@
 # Swin-T UperNet fine-tuned on PASCAL-Context (59 classes) with SGD +
-# momentum and Selective Projection Decay added by
-# SPDOptimWrapperConstructor, which builds the configured optimizer wrapper
-# (OptimWrapper, or AmpOptimWrapper with mmseg's --amp) and attaches SPD to
-# its SGD: SGD itself applies no weight decay, and each group's
-# weight_decay is its SPD lambda. It shows SPD on an optimizer other than Adam; the
-# paper's setting for this benchmark is Adam-SPD
+# momentum and Selective Projection Decay added by SPDHook, the way SPD is
+# turned on in any mmseg config: the runner builds the configured optimizer
+# wrapper (OptimWrapper, or AmpOptimWrapper with mmseg's --amp) with the
+# config's own constructor and paramwise_cfg, and SPDHook attaches SPD to
+# its SGD before the first step (and before a checkpoint is resumed): SGD
+# itself applies no weight decay, and each group's weight_decay is its SPD
+# lambda. It shows SPD on an optimizer other than Adam; the paper's setting
+# for this benchmark is Adam-SPD
 # (upernet_swin-t_adamspd_8xb2-80k_pascal-context-59-480x480.py).
 #
 # Where each hyper-parameter comes from:
@@ -29,16 +31,15 @@ _base_ = './upernet_swin-t_adamw_8xb2-80k_pascal-context-59-480x480.py'
 # nor SPD / L2-SP, for position embeddings, bias tables and norms.
 optim_wrapper = dict(
     type='OptimWrapper',
-    constructor='SPDOptimWrapperConstructor',
     optimizer=dict(
         _delete_=True,
         type='SGD', lr=0.01, momentum=0.9, weight_decay=1.0))
 
-# SPDGuardHook stops the run before the first iteration if the built
-# optimizer wrapper does not apply SPD (e.g. an override replaced the
-# optimizer); SPDStatsHook logs the selection rate, mean r and the
-# deviation from the anchors.
+# SPDHook attaches SPD to the optimizer the runner built and stops the run
+# before the first iteration if SPD cannot run on it (e.g. an override
+# replaced SGD with AdamL2SP); SPDStatsHook logs the selection rate, mean r
+# and the deviation from the anchors.
 custom_hooks = [
-    dict(type='SPDGuardHook'),
+    dict(type='SPDHook'),
     dict(type='SPDStatsHook', interval=50),
 ]

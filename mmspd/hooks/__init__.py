@@ -1,5 +1,5 @@
 """Hooks of mmspd, registered in MMEngine's ``HOOKS``."""
-from .spd_guard_hook import SPDGuardHook
+from .spd_hook import SPDHook
 from .spd_stats_hook import SPDStatsHook
 
-__all__ = ['SPDGuardHook', 'SPDStatsHook']
+__all__ = ['SPDHook', 'SPDStatsHook']

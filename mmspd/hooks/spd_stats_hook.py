@@ -16,7 +16,8 @@ class SPDStatsHook(Hook):
     """Log SPD statistics of the last optimizer step every N iterations.
 
     Works with :class:`~mmspd.optim.AdamSPD` (in any optimizer wrapper) and
-    with every optimizer SPD is attached to (``SPDOptimWrapperConstructor``,
+    with every optimizer SPD is attached to (``SPDHook``,
+    ``SPDOptimWrapperConstructor``,
     :class:`~mmspd.optim.SPDOptimWrapper`,
     :class:`~mmspd.optim.AmpSPDOptimWrapper`). The values go to the message
     hub as ``train/spd_selected`` (fraction of tensors whose gradient and

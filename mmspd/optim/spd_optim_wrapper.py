@@ -9,9 +9,12 @@ gets SPD, and a step that does not happen (a loss-scaler skip, an
 accumulation iteration) touches neither weights, anchors nor statistics.
 
 - :class:`SPDOptimWrapperConstructor` (``constructor=...`` in a config)
-  builds whatever wrapper the config names (``OptimWrapper``, the
+  has another constructor (``base_constructor``; MMEngine's default unless
+  named) build whatever wrapper the config names (``OptimWrapper``, the
   ``AmpOptimWrapper`` mmseg's ``--amp`` switches to, or another) and
-  attaches SPD to its optimizer.
+  attaches SPD to its optimizer, for code that builds the wrapper itself.
+  Configs a runner trains use :class:`~mmspd.hooks.SPDHook` instead, which
+  keeps the config's own constructor.
 - :class:`SPDOptimWrapper` and :class:`AmpSPDOptimWrapper` stay for configs
   that name them.
 
@@ -22,11 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mmengine.optim import (
-    AmpOptimWrapper,
-    DefaultOptimWrapperConstructor,
-    OptimWrapper,
-)
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import (
     OPTIM_WRAPPER_CONSTRUCTORS,
     OPTIM_WRAPPERS,
@@ -120,7 +119,9 @@ class AmpSPDOptimWrapper(_SPDMixin, AmpOptimWrapper):
             GradScaler arguments. Defaults to ``'dynamic'``.
         dtype (str | torch.dtype, optional): Autocast dtype of
             ``optim_context``. Defaults to None.
-        use_fsdp (bool): Use ``ShardedGradScaler``. Defaults to False.
+        use_fsdp (bool): Must be False: SPD decides per layer from whole
+            tensors and is not shard-aware yet, so FSDP raises ValueError.
+            Defaults to False.
         anchor (str): ``'init'`` or ``'zero'``. Defaults to ``'init'``.
         foreach (bool, optional): False selects the per-tensor reference
             implementation of the rule. Defaults to None.
@@ -135,18 +136,18 @@ class AmpSPDOptimWrapper(_SPDMixin, AmpOptimWrapper):
                  anchor: str = 'init',
                  foreach: bool | None = None,
                  **kwargs) -> None:
+        if use_fsdp:
+            raise ValueError(
+                'AmpSPDOptimWrapper(use_fsdp=True): SPD decides per layer '
+                'from whole tensors and is not shard-aware yet; under FSDP '
+                'it would decide per flat shard and rank. Train with DDP '
+                '(use_fsdp=False).')
         # AmpOptimWrapper.__init__ insists on an accelerator; everything it
         # sets up is done here with a scaler for the parameters' device.
         OptimWrapper.__init__(self, optimizer=optimizer, **kwargs)
         self._scale_update_param = None
         device = self._device_type(optimizer)
-        if use_fsdp:
-            from torch.distributed.fsdp.sharded_grad_scaler import (
-                ShardedGradScaler,
-            )
-            scaler_type = ShardedGradScaler
-        else:
-            scaler_type = torch.amp.GradScaler
+        scaler_type = torch.amp.GradScaler
         if loss_scale == 'dynamic':
             self.loss_scaler = scaler_type(device)
         elif isinstance(loss_scale, float):
@@ -176,32 +177,62 @@ class AmpSPDOptimWrapper(_SPDMixin, AmpOptimWrapper):
         return 'cuda'
 
 
+#: ``paramwise_cfg`` keys MMEngine's ``DefaultOptimWrapperConstructor``
+#: applies; other constructors (mmseg's layer decay, ...) read others.
+DEFAULT_PARAMWISE_KEYS = frozenset({
+    'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
+    'dwconv_decay_mult', 'flat_decay_mult', 'custom_keys',
+    'bypass_duplicate', 'dcn_offset_lr_mult'
+})
+_DEFAULT = 'DefaultOptimWrapperConstructor'
+
+
+def _type_name(constructor: Any) -> str:
+    return (constructor if isinstance(constructor, str) else getattr(
+        constructor, '__name__', repr(constructor)))
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class SPDOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+class SPDOptimWrapperConstructor:
     """Build the configured optimizer wrapper with SPD on its optimizer.
 
-    Everything works as with MMEngine's default constructor (``type``,
-    ``optimizer``, ``paramwise_cfg``, ``accumulative_counts``,
-    ``clip_grad``, mmseg's ``--amp``); then SPD is attached to the built
-    optimizer with :func:`~mmspd.optim.attach_spd`. Each group's
-    ``weight_decay`` (after ``decay_mult``) is its SPD strength and the
-    optimizer applies no decay of its own. ``paramwise_cfg.custom_keys`` may
-    set ``anchor='zero'`` for some parameters (adapters). An optional
+    The wrapper is built by another constructor, ``base_constructor`` in
+    ``optim_wrapper`` (MMEngine's ``DefaultOptimWrapperConstructor``
+    unless named, e.g. mmseg's ``'LayerDecayOptimizerConstructor'``), with
+    the config's ``type``, ``optimizer``, ``paramwise_cfg``,
+    ``accumulative_counts``, ``clip_grad`` and mmseg's ``--amp``; then SPD
+    is attached to the built optimizer (to each one of an
+    ``OptimWrapperDict``) with :func:`~mmspd.optim.attach_spd`. Each
+    group keeps the learning rate and ``weight_decay`` the base constructor
+    gave it; ``weight_decay`` is the group's SPD strength and the optimizer
+    applies no decay of its own. ``paramwise_cfg.custom_keys`` may set
+    ``anchor='zero'`` for some parameters (adapters). An optional
     ``spd_cfg=dict(anchor='init', foreach=None)`` in ``optim_wrapper`` sets
     the defaults of :func:`~mmspd.optim.attach_spd`.
 
+    In a config that a runner trains, ``custom_hooks=[dict(type='SPDHook')]``
+    does the same without naming any constructor; this constructor is for
+    code that builds the wrapper itself (``build_optim_wrapper``).
+
     Args:
-        optim_wrapper_cfg (dict): The ``optim_wrapper`` config.
-        paramwise_cfg (dict, optional): Per-parameter settings.
-            Defaults to None.
+        optim_wrapper_cfg (dict): The ``optim_wrapper`` config, without
+            ``constructor`` and ``paramwise_cfg``.
+        paramwise_cfg (dict, optional): Per-parameter settings, handed to
+            the base constructor. Defaults to None.
+
+    Raises:
+        ValueError: For unknown ``spd_cfg`` keys, and, with the default base
+            constructor, for ``paramwise_cfg`` keys it does not apply (such
+            as ``num_layers`` / ``layer_decay_rate`` of a layer-decay
+            constructor), which would otherwise be ignored.
 
     Example:
         >>> optim_wrapper = dict(
         ...     type='OptimWrapper',
         ...     constructor='SPDOptimWrapperConstructor',
-        ...     optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
-        ...                    weight_decay=1.0),
-        ...     paramwise_cfg=dict(norm_decay_mult=0.0))
+        ...     base_constructor='LayerDecayOptimizerConstructor',
+        ...     optimizer=dict(type='AdamW', lr=3e-5, weight_decay=1.0),
+        ...     paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.9))
     """
 
     def __init__(self,
@@ -214,18 +245,41 @@ class SPDOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             raise ValueError(f'Invalid spd_cfg keys: {sorted(unknown)} '
                              "(expected 'anchor' and/or 'foreach')")
         self.spd_cfg = spd_cfg
-        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        base = optim_wrapper_cfg.pop('base_constructor', _DEFAULT)
+        name = _type_name(base)
+        if name.split('.')[-1] == type(self).__name__:
+            raise ValueError(f'Invalid base_constructor: {name!r} (a '
+                             'constructor other than itself)')
+        if name in (_DEFAULT, f'mmengine.{_DEFAULT}'):
+            ignored = set(paramwise_cfg or {}) - DEFAULT_PARAMWISE_KEYS
+            if ignored:
+                raise ValueError(
+                    f'SPDOptimWrapperConstructor builds param groups with '
+                    f'{_DEFAULT}, which does not apply the paramwise_cfg '
+                    f'keys {sorted(ignored)} (it applies '
+                    f'{sorted(DEFAULT_PARAMWISE_KEYS)}). Name the '
+                    'constructor they belong to in optim_wrapper, e.g. '
+                    "base_constructor='LayerDecayOptimizerConstructor', "
+                    'or keep the config\'s constructor and turn SPD on '
+                    "with custom_hooks=[dict(type='SPDHook')].")
+        self.base_constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(type=base, optim_wrapper_cfg=optim_wrapper_cfg,
+                 paramwise_cfg=paramwise_cfg))
 
     def __call__(self, model: torch.nn.Module) -> OptimWrapper:
-        optim_wrapper = super().__call__(model)
-        optimizer = optim_wrapper.optimizer
-        if isinstance(optimizer, AnchoredAdam):
-            raise TypeError(
-                f'{type(optimizer).__name__} ties parameters to anchors by '
-                "itself: drop constructor='SPDOptimWrapperConstructor' from "
-                'optim_wrapper, or use an optimizer such as AdamW or SGD')
-        if get_attachment(optimizer) is None:
-            # Kept on the wrapper too, so that a copy of the wrapper carries
-            # SPD over to the copied optimizer.
-            optim_wrapper._mmspd_spd = attach_spd(optimizer, **self.spd_cfg)
+        optim_wrapper = self.base_constructor(model)
+        wrappers = getattr(optim_wrapper, 'optim_wrappers', None)
+        for wrapper in (wrappers.values() if isinstance(wrappers, dict)
+                        else [optim_wrapper]):
+            optimizer = wrapper.optimizer
+            if isinstance(optimizer, AnchoredAdam):
+                raise TypeError(
+                    f'{type(optimizer).__name__} ties parameters to anchors '
+                    "by itself: drop constructor='SPDOptimWrapperConstructor'"
+                    ' from optim_wrapper, or use an optimizer such as AdamW '
+                    'or SGD')
+            if get_attachment(optimizer) is None:
+                # Kept on the wrapper too, so that a copy of the wrapper
+                # carries SPD over to the copied optimizer.
+                wrapper._mmspd_spd = attach_spd(optimizer, **self.spd_cfg)
         return optim_wrapper

@@ -79,7 +79,7 @@ def test_protocol_settings(algo):
     assert cfg.train_cfg.max_iters == 80000
     if algo in ('adamspd', ):
         hooks = [h.type for h in cfg.custom_hooks]
-        assert hooks[:2] == ['SPDGuardHook', 'SPDStatsHook']
+        assert hooks[:2] == ['SPDHook', 'SPDStatsHook']
         assert cfg.optim_wrapper.type == 'OptimWrapper'
 
 
@@ -152,7 +152,7 @@ def test_trains_two_iterations_and_reports_21_class_miou(
     named = dict(runner.model.named_parameters())
     if algo == 'adamspd':
         assert {type(h).__name__
-                for h in runner.hooks} >= {'SPDGuardHook', 'SPDStatsHook'}
+                for h in runner.hooks} >= {'SPDHook', 'SPDStatsHook'}
     if algo == 'bitfit':
         check_bitfit(named, start)
     if algo == 'llrd':

@@ -166,3 +166,94 @@ def test_amp_optim_wrapper(helpers, monkeypatch, device):
         assert torch.equal(before, after)
     for key, value in spd_statistics(wrapper).items():
         assert torch.equal(value, stats[key]), key
+
+
+class TinyBEiT(torch.nn.Module):
+    """Parameter names of mmseg's BEiT, which layer decay reads."""
+
+    def __init__(self, num_layers=3):
+        super().__init__()
+        self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, 4))
+        self.patch_embed = torch.nn.Conv2d(3, 4, 2)
+        self.layers = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+            for _ in range(num_layers))
+
+
+class TinySegmentor(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = TinyBEiT()
+        self.decode_head = torch.nn.Linear(4, 2)
+
+
+LAYER_DECAY = {
+    'type': 'OptimWrapper',
+    'constructor': 'mmseg.LayerDecayOptimizerConstructor',
+    'optimizer': {'type': 'AdamW', 'lr': 0.01, 'weight_decay': 0.5},
+    'paramwise_cfg': {'num_layers': 3, 'layer_decay_rate': 0.9},
+}
+
+
+def groups_by_name(wrapper, model):
+    """Each group's parameter names, learning rate and weight decay."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return [(sorted(names[id(p)] for p in group['params']), group['lr'],
+             group['weight_decay'])
+            for group in wrapper.optimizer.param_groups]
+
+
+def test_layer_decay_keys_are_not_silently_dropped():
+    cfg = copy.deepcopy(LAYER_DECAY)
+    cfg['constructor'] = 'SPDOptimWrapperConstructor'
+    with pytest.raises(ValueError, match=(
+            r"does not apply the paramwise_cfg keys \['layer_decay_rate', "
+            r"'num_layers'\].*base_constructor=.*SPDHook")):
+        build_optim_wrapper(TinySegmentor(), cfg)
+
+
+def test_base_constructor_keeps_layer_decay_groups(helpers):
+    pytest.importorskip('mmseg', reason='layer decay is mmseg\'s constructor')
+    model = TinySegmentor()
+    plain = build_optim_wrapper(model, copy.deepcopy(LAYER_DECAY))
+    cfg = copy.deepcopy(LAYER_DECAY)
+    cfg['constructor'] = 'SPDOptimWrapperConstructor'
+    cfg['base_constructor'] = 'mmseg.LayerDecayOptimizerConstructor'
+    wrapper = build_optim_wrapper(model, cfg)
+    assert applies_spd(wrapper) and not applies_spd(plain)
+    groups = groups_by_name(wrapper, model)
+    assert groups == groups_by_name(plain, model)
+    # Layer decay: one learning rate per layer, from 0.01 * 0.9 ** 4 up.
+    assert len({lr for _, lr, _ in groups}) == 5
+    assert {wd for _, _, wd in groups} == {0.0, 0.5}
+
+
+def test_base_constructor_cannot_be_itself(helpers):
+    with pytest.raises(ValueError, match='Invalid base_constructor'):
+        build_optim_wrapper(helpers.make_net(), spd_cfg(
+            base_constructor='SPDOptimWrapperConstructor'))
+
+
+def test_every_optimizer_a_base_constructor_builds_gets_spd(helpers):
+    from mmengine.optim import OptimWrapperDict
+    from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+    @OPTIM_WRAPPER_CONSTRUCTORS.register_module(force=True)
+    class _TwoOptimizersForTest:
+        """Builds one wrapper for ``conv`` and one for ``fc1``."""
+
+        def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
+            self.cfg = optim_wrapper_cfg
+
+        def __call__(self, model):
+            return OptimWrapperDict(**{
+                name: build_optim_wrapper(getattr(model, name),
+                                          copy.deepcopy(self.cfg))
+                for name in ('conv', 'fc1')})
+
+    wrappers = build_optim_wrapper(helpers.make_net(), spd_cfg(
+        base_constructor='_TwoOptimizersForTest', paramwise_cfg=None))
+    assert set(wrappers.optim_wrappers) == {'conv', 'fc1'}
+    assert all(applies_spd(w) for w in wrappers.optim_wrappers.values())

@@ -6,8 +6,8 @@ process: 2 training iterations of a shrunk Swin UperNet (same modules,
 fewer channels and blocks) started from a pre-trained backbone file, on
 generated data, then an evaluation of the checkpoint. SPD must be applied
 (anchors in the optimizer state, equal to the pre-trained weights), and a
-config that asks for SPD but builds a plain optimizer must stop before
-training.
+config that asks for SPD but builds an optimizer SPD cannot run on must stop
+before training.
 """
 from __future__ import annotations
 
@@ -136,19 +136,21 @@ def test_spd_config_trains_and_tests_with_mmseg_tools(
     assert 0.0 <= metrics['mIoU'] <= 100.0
 
 
-def test_guard_stops_spd_config_that_builds_plain_optimizer(
+def test_spd_config_with_an_optimizer_spd_cannot_run_on_stops(
         pretrained, tools, demo_root, tmp_path):
     checkpoint, _ = pretrained
     work_dir = tmp_path / 'train'
-    # An override that drops the SPD constructor leaves plain SGD.
+    # An override that swaps in an optimizer with anchors of its own.
     log = tools.run_tool([
         sys.executable,
         mmseg_tool_path('train.py'),
-        osp.join(SWIN_DIR, SGD_SPD), '--work-dir',
+        osp.join(SWIN_DIR, ADAMSPD), '--work-dir',
         str(work_dir), '--cfg-options',
         *options(checkpoint, demo_root),
-        'optim_wrapper.constructor=DefaultOptimWrapperConstructor'
+        'optim_wrapper.optimizer.type=AdamL2SP'
     ],
                          expect_failure=True)
-    assert 'SPDGuardHook: the optimizer wrapper does not apply SPD' in log
+    assert ('SPDHook cannot apply SPD to the optimizer the config built '
+            '(OptimWrapper around AdamL2SP)') in log
+    assert "remove dict(type='SPDHook') from custom_hooks" in log
     assert not glob.glob(str(work_dir / 'iter_*.pth'))

@@ -50,7 +50,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 custom_hooks = [
-    dict(type='SPDGuardHook'),
+    dict(type='SPDHook'),
     dict(type='SPDStatsHook', interval=1),
     dict(type='RankStateDumpHook'),
 ]
