@@ -2,8 +2,9 @@
 
 OpenMMLab packages carry their configs and tools in ``<package>/.mim/``:
 ``mim train mmspd CONFIG`` runs ``mmspd/.mim/tools/train.py`` on a config
-found under ``mmspd/.mim/configs``, and MMEngine resolves ``mmspd::`` and
-``mmseg::`` base configs there. Everything else is in ``pyproject.toml``.
+found under ``mmspd/.mim/configs``, and a user's config inherits one by its
+path there. The demo (``demo/``) is not shipped. Everything else is in
+``pyproject.toml``.
 
 The copies are made in the build directory only, so the source tree keeps
 one copy of each file; an editable install has no ``.mim`` and is used

@@ -1,9 +1,10 @@
 """mmspd: Selective Projection Decay for MMSegmentation 1.x.
 
-Importing this package registers its optimizers, optimizer wrappers, hooks
-and transforms in the MMEngine / MMSegmentation registries, and applies the
-compatibility fixes in :mod:`mmspd.utils.compat`. Without MMEngine it
-imports nothing else, so that :mod:`mmspd.optim` works with torch alone.
+Importing this package registers its optimizers, optimizer wrappers,
+constructors, hooks, runner, datasets, transforms and evaluation loop in
+the MMEngine / MMSegmentation registries, and changes nothing else in the
+process. Without MMEngine it imports nothing else, so that
+:mod:`mmspd.optim` works with torch alone.
 """
 import importlib.util
 
@@ -18,11 +19,13 @@ def _has_mmengine() -> bool:
 
 
 if _has_mmengine():
-    from .utils import allow_mmengine_checkpoints, register_config_package
-
-    allow_mmengine_checkpoints()
-    register_config_package()  # `mmspd::` base configs
-
-    from . import baselines, datasets, evaluation, hooks, optim  # noqa: F401
+    from . import (  # noqa: F401
+        baselines,
+        datasets,
+        evaluation,
+        hooks,
+        optim,
+        utils,
+    )
 
 __all__ = ['__version__']

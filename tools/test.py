@@ -13,7 +13,7 @@ import os.path as osp
 import sys
 
 try:
-    import mmspd  # registers mmspd; lets `mmspd::` base configs resolve
+    import mmspd  # registers mmspd's modules
 except ImportError:  # a checkout that is not pip-installed
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmspd  # noqa: F401

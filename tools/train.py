@@ -4,9 +4,10 @@ Flags and behaviour are those of the installed mmsegmentation's own
 ``tools/train.py`` (``mmseg/.mim/tools/train.py``), which this script runs
 after ``import mmspd``; mmseg's script trains mmspd's configs just as well,
 since they import mmspd themselves (``custom_imports``). What importing
-mmspd first adds: a user config may inherit ``mmspd::swin/<config>.py``
-from the installed package, and a missing ``pkg_resources`` (needed for
-``mmseg::`` base configs) is reported with the fix. ::
+mmspd first adds: a config that does not import mmspd may still name its
+modules, and a missing ``pkg_resources`` (needed for ``mmseg::`` base
+configs) is reported with the fix. A config inherits an mmspd config by
+its path (``_base_ = ['<path>/configs/swin/<config>.py']``). ::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] \\
         [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
@@ -16,7 +17,7 @@ import os.path as osp
 import sys
 
 try:
-    import mmspd  # registers mmspd; lets `mmspd::` base configs resolve
+    import mmspd  # registers mmspd's modules
 except ImportError:  # a checkout that is not pip-installed
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmspd  # noqa: F401

@@ -1,16 +1,25 @@
 """Helpers at the bottom of mmspd: they import no other mmspd module."""
-from .compat import (
-    allow_mmengine_checkpoints,
-    import_imagecorruptions,
-    register_config_package,
-)
+import importlib.util
+
+from .compat import import_imagecorruptions, mmengine_safe_globals
 from .mmseg_tools import check_pkg_resources, mmseg_tool_path, run_mmseg_tool
 
 __all__ = [
-    'allow_mmengine_checkpoints',
     'check_pkg_resources',
     'import_imagecorruptions',
+    'mmengine_safe_globals',
     'mmseg_tool_path',
-    'register_config_package',
     'run_mmseg_tool',
 ]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+if _importable('mmengine'):
+    from .safe_load_runner import SafeLoadRunner
+    __all__ += ['SafeLoadRunner']

@@ -1,55 +1,84 @@
 """Small fixes that let the pinned OpenMMLab stack run on current releases.
 
-Each fix is applied where a user would hit the problem and is covered by a
-test in ``tests/utils/test_compat.py``.
+Nothing here changes the process when imported: each fix applies only
+where it is called. Covered by ``tests/test_utils/test_compat.py``.
 """
+import contextlib
 import importlib
 import os
+import pickle
 import sys
 import types
+from typing import Iterator
 
 import numpy as np
 import torch
 
 
-def _mmengine_checkpoint_globals() -> list:
+# HistoryBuffer's statistics methods (its _set_default_statistics).
+_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(owner: type, name: str) -> object:
+    """``getattr(owner, name)`` for HistoryBuffer's statistics methods only.
+
+    A ``HistoryBuffer`` pickles its statistics methods by reference, as
+    ``getattr(HistoryBuffer, 'mean')``. Loading that needs ``getattr`` by
+    name; this stands in for it and answers nothing else, so the rest of
+    Python stays out of reach of a checkpoint.
+    """
     from mmengine.logging import HistoryBuffer
-    dtype_classes = [getattr(np.dtypes, name) for name in np.dtypes.__all__]
+    if owner is not HistoryBuffer or name not in _STATISTICS:
+        raise pickle.UnpicklingError(
+            f'Refused getattr({owner!r}, {name!r}) while loading an MMEngine '
+            "checkpoint: only HistoryBuffer's statistics methods "
+            f'{list(_STATISTICS)} are accepted')
+    return vars(HistoryBuffer)[name]
+
+
+def _mmengine_checkpoint_globals() -> list:
+    """What an MMEngine checkpoint pickles besides tensors and containers.
+
+    The message hub's ``HistoryBuffer`` objects (NumPy arrays, and their
+    statistics methods by reference), and NumPy scalars in the runtime
+    information.
+    """
+    from mmengine.logging import HistoryBuffer
     multiarray = np._core.multiarray if hasattr(
         np, '_core') else np.core.multiarray
-    # ``getattr`` is how HistoryBuffer pickles its bound statistics methods.
+    # A NumPy 2 dtype is rebuilt through its class (np.dtypes.Float64DType).
+    dtype_classes = [getattr(np.dtypes, name) for name in np.dtypes.__all__
+                     ] if hasattr(np, 'dtypes') else []
     return [
-        HistoryBuffer, getattr, np.ndarray, np.dtype, multiarray._reconstruct,
-        multiarray.scalar, *dtype_classes
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
+        np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+        *dtype_classes
     ]
 
 
-def allow_mmengine_checkpoints() -> None:
-    """Let ``torch.load(weights_only=True)`` read MMEngine checkpoints.
+@contextlib.contextmanager
+def mmengine_safe_globals() -> Iterator[None]:
+    """Within the block, ``torch.load`` reads MMEngine checkpoints safely.
 
     Torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
-    0.10.7 calls ``torch.load`` without the argument, so ``resume`` fails on
-    the message hub's ``HistoryBuffer`` and numpy values. Allow-listing those
-    types keeps the safe unpickler (arbitrary globals are still refused);
-    load only checkpoints you trust.
+    0.10.x calls ``torch.load`` without the argument, so loading one of its
+    own checkpoints (``load_from``, ``resume``) fails on the message hub's
+    ``HistoryBuffer`` and NumPy values. This allow-lists those types, and
+    no others, for the duration of the block (torch's ``safe_globals``);
+    ``getattr`` itself is not among them (a stand-in answers only
+    ``HistoryBuffer``'s methods). The unpickler still refuses every other
+    global. Torch < 2.6 loads every global by default, so the block
+    changes nothing there.
+
+    Example:
+        >>> with mmengine_safe_globals():
+        ...     checkpoint = torch.load('iter_1000.pth')
     """
-    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
-    if add_safe_globals is not None:  # torch < 2.4 loads everything anyway
-        add_safe_globals(_mmengine_checkpoint_globals())
-
-
-def register_config_package() -> None:
-    """Let MMEngine resolve ``mmspd::`` base configs.
-
-    MMEngine 0.10.x accepts ``pkg::path`` in ``_base_`` only for the
-    OpenMMLab packages in its ``MODULE2PACKAGE`` table, and looks the path
-    up in ``<pkg>/.mim/configs/`` of the installed (not editable) package.
-    Adding mmspd to the table (``import mmspd`` does) lets a config
-    inherit ``mmspd::swin/<config>.py`` when mmspd is imported before the
-    config is read, as mmspd's ``tools/train.py`` and ``tools/test.py`` do.
-    """
-    from mmengine.config import utils
-    utils.MODULE2PACKAGE.setdefault('mmspd', 'mmspd')
+    if torch.__version__ < (2, 6):
+        yield
+        return
+    with torch.serialization.safe_globals(_mmengine_checkpoint_globals()):
+        yield
 
 
 def _pkg_resources_shim() -> types.ModuleType:

@@ -51,8 +51,8 @@ def mmseg_tool_path(name: str) -> str:
 def check_pkg_resources() -> None:
     """Raise if MMEngine cannot resolve ``mmseg::`` base configs.
 
-    MMEngine (0.10.x) finds the installed package behind ``mmseg::`` and
-    ``mmspd::`` with ``pkg_resources``, which setuptools 82 removed; without
+    MMEngine (0.10.x) finds the installed package behind ``mmseg::`` with
+    ``pkg_resources``, which setuptools 82 removed; without
     it every config that inherits from mmseg fails to load with a bare
     ``No module named 'pkg_resources'``.
 
@@ -69,8 +69,7 @@ def check_pkg_resources() -> None:
 def run_mmseg_tool(name: str) -> None:
     """Run mmseg's ``tools/<name>`` as ``__main__`` with ``sys.argv``.
 
-    Called after ``import mmspd``, which also makes ``mmspd::`` base configs
-    resolvable (:func:`~mmspd.utils.register_config_package`).
+    Called after ``import mmspd``, which registers mmspd's modules.
 
     Args:
         name (str): File name in mmseg's ``tools/``, e.g. ``'train.py'``.

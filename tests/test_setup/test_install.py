@@ -7,8 +7,9 @@
   records (``*.dist-info/METADATA``) of that stack, without their own
   requirements, which a real environment has already satisfied.
 - The wheel carries ``configs/``, ``tools/`` and ``model-index.yml`` in
-  ``mmspd/.mim/``, and a config loads from an installed copy outside the
-  checkout, with its ``mmseg::`` bases and as an ``mmspd::`` base.
+  ``mmspd/.mim/`` and nothing of the demo, and a config loads from an
+  installed copy outside the checkout, with its ``mmseg::`` bases and as
+  the base of a user's config (by path).
 """
 from __future__ import annotations
 
@@ -177,6 +178,10 @@ def test_wheel_ships_configs_tools_and_model_index(wheel):
     assert 'mmspd/.mim/tools/train.py' in expected
     missing = sorted(expected - names)
     assert not missing, f'not in the wheel: {missing}'
+    # The demo (demo/ in the checkout) is not something users import.
+    demo = sorted(n for n in names
+                  if 'demo' in n.split('/') or 'demo' in osp.basename(n))
+    assert not demo, f'demo files in the wheel: {demo}'
 
 
 INSTALLED_COPY_CHECK = textwrap.dedent('''
@@ -198,10 +203,10 @@ INSTALLED_COPY_CHECK = textwrap.dedent('''
     assert cfg.optim_wrapper.type == 'OptimWrapper'
     assert cfg.optim_wrapper.optimizer.type == 'AdamSPD'
 
-    # A user's config inheriting it as mmspd::, once mmspd is imported.
+    # A user's config inheriting it by its path.
     user = osp.join(sys.argv[3], 'user_config.py')
     with open(user, 'w') as f:
-        f.write(f"_base_ = ['mmspd::{sys.argv[2]}']\\n"
+        f.write(f"_base_ = [{path!r}]\\n"
                 "optim_wrapper = dict(optimizer=dict(weight_decay=0.3))\\n")
     cfg = Config.fromfile(user)
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.3

@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-import mmspd  # noqa: F401  registers mmspd and applies compat fixes
+from mmspd.utils import SafeLoadRunner
 
 NUM_CLASSES = 5
 TINY_SEGMENTOR = dict(
@@ -97,8 +97,9 @@ def test_tiny_swin_upernet_forward_backward():
     assert preds[0].pred_sem_seg.data.shape == (1, 32, 32)
 
 
-def _runner(work_dir, max_iters: int, **kwargs) -> Runner:
-    return Runner(
+def _runner(work_dir, max_iters: int, runner: type = Runner,
+            **kwargs) -> Runner:
+    return runner(
         model=copy.deepcopy(TINY_SEGMENTOR),
         work_dir=str(work_dir),
         train_dataloader=dict(
@@ -125,12 +126,14 @@ def test_runner_iteration(tmp_path):
 
 
 def test_resume_under_installed_torch(tmp_path):
-    """mmengine 0.10.7 resumes its own checkpoints on torch >= 2.6."""
+    """mmengine 0.10.7 resumes its own checkpoints on torch >= 2.6, built
+    as mmspd's configs build it (``runner_type='SafeLoadRunner'``)."""
     _runner(tmp_path, max_iters=2).train()
     checkpoint = tmp_path / 'iter_2.pth'
     assert checkpoint.is_file()
 
-    resumed = _runner(tmp_path, max_iters=4, resume=True)
+    resumed = _runner(tmp_path, max_iters=4, runner=SafeLoadRunner,
+                      resume=True)
     resumed.train()
     assert resumed.iter == 4
 
