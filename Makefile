@@ -11,7 +11,7 @@ setup:
 	bash tools/setup_env.sh
 
 demo: setup
-	$(PYTHON) tools/run_demo.py
+	$(PYTHON) demo/run_demo.py
 
 test: setup
 	$(PYTHON) -m pytest tests

@@ -61,7 +61,7 @@ DEMO_CLASSES: dict[str, int] = {
 DOMAINS: tuple[str, ...] = ('broad', 'target', 'ood')
 SPLITS: tuple[str, ...] = ('train', 'val', 'test')
 
-#: Samples per split of each set in the full demo (tools/run_demo.py).
+#: Samples per split of each set in the full demo (demo/run_demo.py).
 DEMO_SIZES: dict[str, dict[str, int]] = {
     'broad': {'train': 1024, 'val': 64},
     'target': {'train': 16, 'val': 32, 'test': 32},

@@ -1,11 +1,10 @@
 """Generate the synthetic demo data: broad, target and ood sets.
 
 Writes one PASCAL-Context-layout dataset per set under ``OUT_DIR/<set>``
-(see :mod:`mmspd.datasets.demo_data`), by default with the full demo's
-sizes::
+(see ``demo/data.py``), by default with the full demo's sizes::
 
-    python tools/generate_demo_data.py data/demo
-    python tools/generate_demo_data.py data/demo --domains target \\
+    python demo/generate_data.py data/demo
+    python demo/generate_data.py data/demo --domains target \\
         --num-train 32 --num-val 16 --num-test 16
 """
 from __future__ import annotations
@@ -14,10 +13,10 @@ import argparse
 import os.path as osp
 import sys
 
-# Run from a checkout without installing the package.
+# The demo is not installed: import it from the checkout.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmspd.datasets.demo_data import (  # noqa: E402
+from demo.data import (  # noqa: E402
     DEMO_SIZES,
     DOMAINS,
     SPLITS,

@@ -3,7 +3,7 @@
 # fine-tuning starts from (taken at the first step, after ``load_from``).
 # Data, schedule, lr and parameter-wise exclusions are the AdamW baseline's.
 #
-# alpha (``weight_decay``) = 0.01 here; tools/run_demo.py chooses it from
+# alpha (``weight_decay``) = 0.01 here; demo/run_demo.py chooses it from
 # {1e-3, 1e-2, 1e-1} (the sweep the Swin-T L2-SP config proposes) by the
 # target's val mIoU and passes it with --cfg-options.
 _base_ = './upernet_swin-demo_adamw_1xb8-100i_demo-target-64x64.py'

@@ -4,7 +4,7 @@
 # and parameter-wise exclusions (no SPD for position tables and norms) are
 # the AdamW baseline's.
 #
-# lambda (``weight_decay``) = 0.3 here; tools/run_demo.py chooses it from
+# lambda (``weight_decay``) = 0.3 here; demo/run_demo.py chooses it from
 # {0.1, 0.3, 1.0} (the sweep the Swin-T Adam-SPD config proposes) by the
 # target's val mIoU and passes it with --cfg-options.
 _base_ = './upernet_swin-demo_adamw_1xb8-100i_demo-target-64x64.py'

@@ -4,7 +4,7 @@
 # inherits the pre-training config (model, data pipeline, AdamW settings)
 # and states what differs: data, batch 8, schedule, ``load_from``.
 #
-# ``load_from`` is the pre-trained model; tools/run_demo.py sets it to the
+# ``load_from`` is the pre-trained model; demo/run_demo.py sets it to the
 # checkpoint its pre-training stage wrote. To run this config by hand:
 #   python tools/train.py CONFIG --cfg-options load_from=PATH/TO/pre.pth
 #

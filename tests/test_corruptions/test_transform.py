@@ -13,8 +13,9 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from torch.utils.data import DataLoader
 
 import mmspd  # noqa: F401  (registers ImageCorruption)
+from demo.data import generate_demo_dataset
 from mmspd.corruptions import corrupt, image_key, image_seed
-from mmspd.datasets import ImageCorruption, generate_demo_dataset
+from mmspd.datasets import ImageCorruption
 
 from .conftest import photo
 

@@ -1,10 +1,6 @@
-import importlib.util
-import os.path as osp
-import sys
-
 import pytest
 
-from mmspd.datasets import generate_demo_dataset
+from demo.data import generate_demo_dataset
 
 
 @pytest.fixture(scope='session')
@@ -21,15 +17,3 @@ def demo_roots(tmp_path_factory):
         generate_demo_dataset(roots[domain], domain=domain, num_train=train,
                               num_val=val, num_test=test, size=64)
     return roots
-
-
-@pytest.fixture
-def run_demo():
-    """A fresh import of tools/run_demo.py (tests may patch its globals)."""
-    path = osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))),
-                    'tools', 'run_demo.py')
-    spec = importlib.util.spec_from_file_location('run_demo', path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module

@@ -11,10 +11,11 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
 import mmspd  # noqa: F401  registers AdamSPD, AdamL2SP
-from mmspd.datasets import DEMO_CLASSES
+from demo import stages
+from demo.data import DEMO_CLASSES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'demo', 'configs', '*.py')))
 TARGET = {
     optimizer: path
     for path in CONFIGS if 'demo-target' in path
@@ -38,8 +39,8 @@ def test_one_pretraining_and_three_finetuning_configs():
     assert sorted(TARGET) == ['adaml2sp', 'adamspd', 'adamw']
 
 
-def test_run_demo_uses_these_configs(run_demo):
-    used = [run_demo.PRETRAIN_CONFIG] + [m.config for m in run_demo.METHODS]
+def test_the_demo_uses_these_configs():
+    used = [stages.PRETRAIN_CONFIG] + [m.config for m in stages.METHODS]
     assert sorted(used) == CONFIGS
 
 

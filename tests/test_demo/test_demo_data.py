@@ -8,11 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from mmspd.datasets import DEMO_CLASSES, demo_sample, generate_demo_dataset
-from mmspd.datasets.demo_data import (
+from demo.data import (
+    DEMO_CLASSES,
     DEMO_SIZES,
     DOMAINS,
     TARGET_APPEARANCE,
+    demo_sample,
+    generate_demo_dataset,
     sample_appearance,
 )
 
@@ -167,7 +169,7 @@ def test_root_that_is_a_file_is_refused(tmp_path):
 
 
 def test_cli_writes_every_set(tmp_path, capsys):
-    cli = runpy.run_path(osp.join(REPO, 'tools', 'generate_demo_data.py'))
+    cli = runpy.run_path(osp.join(REPO, 'demo', 'generate_data.py'))
     assert cli['main']([str(tmp_path), '--num-train', '2', '--num-test',
                         '1', '--size', '32']) == 0
     for domain in DOMAINS:

@@ -43,7 +43,7 @@ def tiny(tmp_path_factory, mmcv_ops) -> dict:
     from mmseg.registry import MODELS
 
     import mmspd  # noqa: F401
-    from mmspd.datasets import DEMO_CLASSES, generate_demo_dataset
+    from demo.data import DEMO_CLASSES, generate_demo_dataset
 
     if TEST_DIR not in sys.path:
         sys.path.insert(0, TEST_DIR)  # the config imports recorder_hook

@@ -93,7 +93,7 @@ def tools() -> type[Tools]:
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory) -> str:
     """A small synthetic PASCAL-Context-layout dataset (64x64 images)."""
-    from mmspd.datasets import generate_demo_dataset
+    from demo.data import generate_demo_dataset
     root = str(tmp_path_factory.mktemp('demo_data'))
     generate_demo_dataset(root, num_train=16, num_val=4, size=64)
     return root

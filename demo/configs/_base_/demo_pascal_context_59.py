@@ -1,7 +1,7 @@
-# The synthetic demo data (mmspd.datasets.generate_demo_dataset) in
+# The synthetic demo data (demo/data.py, generate_demo_dataset) in
 # PASCAL-Context layout, read by mmseg's PascalContextDataset59 (label 0
 # ignored, 1..59 -> 0..58). ``data_root`` points at one generated set;
-# tools/run_demo.py sets it per stage, and picks the split that test runs
+# demo/run_demo.py sets it per stage, and picks the split that test runs
 # read (here, as for PASCAL-Context, the val split).
 dataset_type = 'PascalContextDataset59'
 data_root = 'data/demo/target'

@@ -1,9 +1,12 @@
 # mmseg's default runtime plus what the CPU demo needs: mmspd registered,
-# gloo for a CPU process group, a fixed seed (tools/run_demo.py varies it
+# gloo for a CPU process group, a fixed seed (demo/run_demo.py varies it
 # per fine-tuning run), and an iteration-based loop that validates and
 # saves once, at the end. Configs set ``max_iters`` in these places.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmspd'], allow_failed_imports=False)
+# MMEngine's Runner, except that load_from, resume and tools/test.py read
+# MMEngine checkpoints on torch >= 2.6 (mmspd.utils.SafeLoadRunner).
+runner_type = 'SafeLoadRunner'
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 

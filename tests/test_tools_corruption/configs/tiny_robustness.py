@@ -4,9 +4,9 @@
 # set data_root with --cfg-options. The optimizer is never used, but the
 # Runner wants one beside the base's train dataloader and loop.
 _base_ = [
-    '../../../configs/demo/_base_/upernet_swin-demo.py',
-    '../../../configs/demo/_base_/demo_pascal_context_59.py',
-    '../../../configs/demo/_base_/demo_runtime.py'
+    '../../../demo/configs/_base_/upernet_swin-demo.py',
+    '../../../demo/configs/_base_/demo_pascal_context_59.py',
+    '../../../demo/configs/_base_/demo_runtime.py'
 ]
 custom_imports = dict(
     imports=['mmspd', 'recorder_hook'], allow_failed_imports=False)

@@ -2,8 +2,8 @@
 # tests of tools/train.py (a few iterations on the CPU). The tests set
 # data_root with --cfg-options.
 _base_ = [
-    '../../../configs/demo/_base_/upernet_swin-demo.py',
-    '../../../configs/demo/_base_/demo_pascal_context_59.py',
+    '../../../demo/configs/_base_/upernet_swin-demo.py',
+    '../../../demo/configs/_base_/demo_pascal_context_59.py',
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(
