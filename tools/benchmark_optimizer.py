@@ -14,15 +14,24 @@ one run, for one param group and for the config's ``paramwise_cfg`` layout
 - host syncs per step: on CUDA counted with
   ``torch.cuda.set_sync_debug_mode('warn')``; on CPU the operators that
   would sync on a GPU;
+- operators per step whose CUDA kernels are nondeterministic on
+  floating-point data (``index_add_``, ``scatter_add_``, floating
+  ``cumsum``, ...; :data:`mmspd.optim.profiling.NONDETERMINISTIC_OPS`);
 - optimizer state bytes per parameter byte, and on CUDA the memory a step
   allocates beyond its inputs (scratch).
 
-Then kernels per step for 1 M elements split into 64 and 1024 tensors, to
-show that SPD's count does not grow with the number of tensors.
+Then kernels per step for 1 M elements split into 64 and 1024 tensors, in
+float32 and bfloat16, in one param group and in a group per tensor (as
+``paramwise_cfg`` builds them): AdamSPD's count does not grow with the
+number of tensors or groups; SPD attached to a torch optimizer adds a
+count that does not either, but torch's own step runs group by group.
+``--kernels-only`` prints these tables alone (no model, so no mmcv needed,
+and no timing).
 
 Example:
     python tools/benchmark_optimizer.py --device cpu --threads 1 --steps 5
     python tools/benchmark_optimizer.py --device cuda --steps 50
+    python tools/benchmark_optimizer.py --kernels-only
 """
 from __future__ import annotations
 
@@ -64,6 +73,9 @@ def parse_args(argv=None):
     parser.add_argument('--per-tensor', action='store_true',
                         help='also time the per-tensor reference paths '
                         '(slow)')
+    parser.add_argument('--kernels-only', action='store_true',
+                        help='only the kernel counts of synthetic parameter '
+                        'sets (no model, no timing)')
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error(f'--steps must be >= 1 and --warmup >= 0, got '
@@ -113,7 +125,7 @@ def fill_grads(model, seed=0):
     gen = torch.Generator().manual_seed(seed)
     for param in model.parameters():
         grad = torch.randn(param.shape, generator=gen) * 1e-3
-        param.grad = grad.to(param.device)
+        param.grad = grad.to(param.device, param.dtype)
 
 
 def make_optimizers(paramwise, per_tensor):
@@ -207,7 +219,8 @@ def meta_twin(model):
 
 
 def count_kernels(build, model, device):
-    """Kernels and host syncs of one steady-state step by the dispatch rule.
+    """Kernels, host syncs and nondeterministic ops of one steady-state
+    step, by the dispatch rule.
 
     On CPU the step runs on a ``meta`` twin of the model, so that reading a
     CPU step counter (host-side on a GPU too) is not taken for a sync; an
@@ -229,7 +242,8 @@ def count_kernels(build, model, device):
         recorder = StepRecorder(where)
         with recorder:
             optim.step()
-    return recorder.kernels, len(recorder.syncs), mark
+    return (recorder.kernels, len(recorder.syncs),
+            len(recorder.nondeterministic), mark)
 
 
 @contextlib.contextmanager
@@ -276,15 +290,47 @@ def cuda_counts(optim, device):
     return syncs, kernels, torch.cuda.max_memory_allocated() - before
 
 
-def synthetic_model(num_tensors, device, total=1 << 20):
+def synthetic_model(num_tensors, device, dtype=torch.float32,
+                    total=1 << 20):
     """``num_tensors`` parameters of ``total`` elements in all, with grads."""
     module = torch.nn.Module()
     module.weights = torch.nn.ParameterList(
         torch.nn.Parameter(torch.randn(total // num_tensors) * 0.02)
         for _ in range(num_tensors))
-    module.to(device)
+    module.to(device, dtype)
     fill_grads(module)
     return module
+
+
+# A group per tensor, as any paramwise_cfg makes MMEngine build them, with
+# two strengths.
+SYNTHETIC_PARAMWISE = {'custom_keys': {'weights.1': {'decay_mult': 0.0}}}
+
+
+def kernel_tables(device):
+    """Kernels per step for 1 M elements in 64 and in 1024 tensors."""
+    counts = (64, 1024)
+    dtypes = (torch.float32, torch.bfloat16)
+    layouts = {'one param group': None,
+               'a param group per tensor': SYNTHETIC_PARAMWISE}
+    for title, paramwise in layouts.items():
+        print(f'\nkernels/step, 1 M elements, {title}')
+        print(f'{"":<24}' + ''.join(
+            f'{str(dtype).split(".")[-1]:>26}' for dtype in dtypes))
+        print(f'{"optimizer":<24}' + ''.join(
+            f'{f"{n} tensors":>13}' for _ in dtypes for n in counts))
+        for name, build in make_optimizers(paramwise, False).items():
+            cells = []
+            for dtype in dtypes:
+                for num in counts:
+                    try:
+                        kernels, _, _, mark = count_kernels(
+                            build, synthetic_model(num, device, dtype),
+                            device)
+                        cells.append(f'{f"{kernels}{mark}":>13}')
+                    except RuntimeError:  # e.g. no fused kernel for dtype
+                        cells.append(f'{"n/a":>13}')
+            print(f'{name:<24}' + ''.join(cells))
 
 
 def report(name_width, optimizers, model, args, device):
@@ -296,24 +342,25 @@ def report(name_width, optimizers, model, args, device):
     low = {name: min(t) for name, t in times.items()}
     header = (f'{"optimizer":<{name_width}} {"median":>8} {"min":>8} '
               f'{"vs AdamW":>9} {"vs AdamW":>9} {"min vs":>8} '
-              f'{"state/":>7} {"kernels":>8} {"syncs":>6}')
+              f'{"state/":>7} {"kernels":>8} {"syncs":>6} {"nondet":>6}')
     sub = (f'{"":<{name_width}} {"ms":>8} {"ms":>8} {"foreach":>9} '
            f'{"fused":>9} {"fused":>8} {"param":>7} {"/step":>8} '
-           f'{"/step":>6}')
+           f'{"/step":>6} {"/step":>6}')
     if device.type == 'cuda':
         header += f' {"syncs":>6} {"profiler":>9} {"scratch":>8}'
         sub += f' {"(debug)":>6} {"kernels":>9} {"MiB":>8}'
     print(header)
     print(sub)
     for name, optim in built.items():
-        kernels, syncs, mark = count_kernels(optimizers[name], model, device)
+        kernels, syncs, nondet, mark = count_kernels(optimizers[name], model,
+                                                     device)
         line = (f'{name:<{name_width}} {med[name] * 1e3:>8.2f} '
                 f'{low[name] * 1e3:>8.2f} '
                 f'{med[name] / med["AdamW foreach"]:>8.2f}x '
                 f'{med[name] / med["AdamW fused"]:>8.2f}x '
                 f'{low[name] / low["AdamW fused"]:>7.2f}x '
                 f'{state_bytes(optim.optimizer) / param_bytes:>7.2f} '
-                f'{f"{kernels}{mark}":>8} {syncs:>6d}')
+                f'{f"{kernels}{mark}":>8} {syncs:>6d} {nondet:>6d}')
         if device.type == 'cuda':
             debug_syncs, profiled, scratch = cuda_counts(optim, device)
             line += (f' {debug_syncs:>6d} {profiled:>9d} '
@@ -331,6 +378,10 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    print(f'device {device}; torch {torch.__version__}')
+    if args.kernels_only:
+        kernel_tables(device)
+        return
     model, paramwise = build_model(args.config)
     model.to(device)
     fill_grads(model)
@@ -355,18 +406,10 @@ def main(argv=None):
           'shape/stride/dtype); syncs/step:\n'
           'operators that read device values back (on CPU counted on a meta '
           'twin of the\nmodel, standing in for a GPU; * = recorded on the '
-          'CPU: no meta support)')
+          'CPU: no meta support);\nnondet/step: operators with '
+          'nondeterministic CUDA kernels on floating data')
 
-    counts = (64, 1024)
-    print(f'\n{"kernels/step, 1 M elements in":<30}' +
-          ''.join(f'{f"{n} tensors":>14}' for n in counts))
-    for name, build in make_optimizers(None, False).items():
-        cells = []
-        for num in counts:
-            kernels, _, mark = count_kernels(
-                build, synthetic_model(num, device), device)
-            cells.append(f'{f"{kernels}{mark}":>14}')
-        print(f'{name:<30}' + ''.join(cells))
+    kernel_tables(device)
 
 
 if __name__ == '__main__':

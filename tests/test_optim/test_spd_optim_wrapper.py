@@ -221,6 +221,10 @@ def test_rejects_bad_settings(helpers):
         SPDOptimWrapper(optimizer)
     with pytest.raises(TypeError, match='AdamSPD already ties'):
         SPDOptimWrapper(AdamSPD(net.parameters(), weight_decay=0.5))
+    # FSDP would run the rule per flat shard and rank, not per layer.
+    with pytest.raises(ValueError, match='use_fsdp=True.*not shard-aware'):
+        AmpSPDOptimWrapper(torch.optim.SGD(net.parameters(), lr=0.1),
+                           use_fsdp=True)
 
 
 def test_reset_anchors(helpers):

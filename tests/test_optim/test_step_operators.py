@@ -194,13 +194,10 @@ def test_split_tensors_and_several_batches_stay_deterministic(
     monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', 4096)
     monkeypatch.setattr(spd_impl, '_CPU_BATCH_ELEMENTS', 4096)
     monkeypatch.setattr(spd_impl, '_plans', {})
-    recorders = []
     for num_tensors in (4, 12):
-        recorders.append(_recorded_step(
-            lambda groups: AdamSPD(groups, lr=0.01), num_tensors, False,
-            dtype, length=2000))
-        assert recorders[-1].syncs == []
-        assert recorders[-1].nondeterministic == []
+        recorder = _recorded_step(lambda groups: AdamSPD(groups, lr=0.01),
+                                  num_tensors, False, dtype, length=2000)
+        assert recorder.syncs == [] and recorder.nondeterministic == []
 
 
 @pytest.mark.parametrize('make', ['AdamSPD', 'SGD+SPD'])
@@ -248,8 +245,11 @@ def test_segment_sums(lengths):
     torch.testing.assert_close(sums, expected, rtol=1e-12, atol=1e-12)
     assert torch.equal(
         spd_impl._segment_sums(values, plan, len(lengths), zero), sums)
-    depth = max(1, max(lengths) - 1).bit_length()
-    assert len(levels) == max(1, -(-depth // 7))  # _FAN_IN = 2 ** 7
+    # One level per factor of _FAN_IN in the longest segment, at least one.
+    depth = 1
+    while spd_impl._FAN_IN**depth < max(lengths):
+        depth += 1
+    assert len(levels) == depth
 
 
 def test_large_tensors_match_the_per_tensor_path():
