@@ -4,6 +4,7 @@ from __future__ import annotations
 from .api import (
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
+    CHANNEL_ORDERS,
     CORRUPTION_GROUPS,
     DEFAULT_CORRUPTIONS,
     HOLDOUT_CORRUPTIONS,
@@ -11,6 +12,7 @@ from .api import (
     MIN_SIZE,
     SEVERITIES,
     VALIDATION_CORRUPTIONS,
+    check_channel_order,
     check_corruption,
     check_key,
     check_severity,
@@ -29,6 +31,7 @@ from .reference import (
 __all__ = [
     'ALL_CORRUPTIONS',
     'BENCHMARK_CORRUPTIONS',
+    'CHANNEL_ORDERS',
     'CORRUPTION_GROUPS',
     'DEFAULT_CORRUPTIONS',
     'HOLDOUT_CORRUPTIONS',
@@ -36,6 +39,7 @@ __all__ = [
     'MIN_SIZE',
     'SEVERITIES',
     'VALIDATION_CORRUPTIONS',
+    'check_channel_order',
     'check_corruption',
     'check_key',
     'check_severity',

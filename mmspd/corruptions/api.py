@@ -7,9 +7,10 @@ import os
 import os.path as osp
 from typing import Callable, Iterable
 
+import cv2
 import numpy as np
 
-from . import fast, glass
+from . import fast, fog, glass
 from .reference import reference_corruption
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -41,13 +42,18 @@ CORRUPTION_GROUPS: dict[str, tuple] = {
     'holdout': HOLDOUT_CORRUPTIONS,
 }
 
+# mmspd's own versions. Each takes ``channel_order`` and works on RGB and
+# BGR images alike; the others run on RGB, converted to and fro.
 _FAST = {
     'gaussian_noise': fast.gaussian_noise,
     'defocus_blur': fast.defocus_blur,
-    'fog': fast.fog,
+    'fog': fog.fog,
     'brightness': fast.brightness,
     'glass_blur': glass.glass_blur,
 }
+
+#: Channel orders :func:`corrupt` accepts.
+CHANNEL_ORDERS = ('rgb', 'bgr')
 
 # imagecorruptions refuses smaller images; several corruptions (zoom blur,
 # snow, frost) are written for at least this size.
@@ -57,8 +63,8 @@ MIN_SIZE = 32
 KEYS = ('relative', 'name', 'path')
 
 
-def _as_rgb(image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check an image and split it into RGB and alpha.
+def _split_alpha(image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check an image and split it into its three colour channels and alpha.
 
     A 2-D or one-channel image becomes three equal channels, as
     ``imagecorruptions.corrupt`` does; a fourth channel is alpha, kept
@@ -86,23 +92,45 @@ def _as_rgb(image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(image), None
 
 
-def _checked(name: str, function: Callable) -> Callable:
+def check_channel_order(channel_order: str) -> str:
+    """Raise a ValueError naming :data:`CHANNEL_ORDERS` unless it is one.
+
+    Returns:
+        str: ``channel_order``.
+    """
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f'Invalid channel_order {channel_order!r}; '
+                         f'accepted: {", ".join(map(repr, CHANNEL_ORDERS))}')
+    return channel_order
+
+
+def _checked(name: str, function: Callable, any_order: bool) -> Callable:
     """``function`` with its inputs and output checked (see
-    :func:`get_corruption`)."""
+    :func:`get_corruption`); ``any_order``: it takes ``channel_order``."""
 
     @functools.wraps(function)
     def run(image: np.ndarray,
             severity: int,
-            rng: np.random.RandomState | None = None) -> np.ndarray:
+            rng: np.random.RandomState | None = None,
+            channel_order: str = 'rgb') -> np.ndarray:
         severity = check_severity(severity)
-        rgb, alpha = _as_rgb(image, name)
+        check_channel_order(channel_order)
+        colour, alpha = _split_alpha(image, name)
         if rng is None:
             rng = np.random.RandomState(0)
-        out = function(rgb, severity, rng)
-        if out.shape != rgb.shape or out.dtype != np.uint8:
+        if any_order:
+            out = function(colour, severity, rng, channel_order)
+        elif channel_order == 'bgr':
+            out = function(cv2.cvtColor(colour, cv2.COLOR_BGR2RGB),
+                           severity, rng)
+        else:
+            out = function(colour, severity, rng)
+        if out.shape != colour.shape or out.dtype != np.uint8:
             raise RuntimeError(f'{name} severity {severity} turned a uint8 '
-                               f'image of shape {rgb.shape} into a '
+                               f'image of shape {colour.shape} into a '
                                f'{out.dtype} one of shape {out.shape}')
+        if channel_order == 'bgr' and not any_order:
+            out = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
         if alpha is not None:
             out = np.concatenate([out, alpha], axis=-1)
         return out
@@ -117,28 +145,32 @@ def get_corruption(name: str) -> Callable:
     """The function that applies corruption ``name``.
 
     The four default corruptions and glass_blur are mmspd's vectorised
-    versions (:mod:`mmspd.corruptions.fast`, :mod:`~.glass`); the others run
-    imagecorruptions 1.1.2 with the fixes of
+    versions (:mod:`mmspd.corruptions.fast`, :mod:`~.fog`, :mod:`~.glass`);
+    the others run imagecorruptions 1.1.2 with the fixes of
     :mod:`mmspd.corruptions.reference`.
 
     Args:
         name (str): One of :data:`ALL_CORRUPTIONS`.
 
     Returns:
-        Callable: ``fn(image, severity, rng=None)``. ``image`` is uint8,
-        at least 32 x 32, of shape ``(H, W, 3)`` (RGB, returned in that
-        shape), ``(H, W)`` or ``(H, W, 1)`` (grayscale: corrupted as three
-        equal channels and returned as ``(H, W, 3)``, as
-        ``imagecorruptions.corrupt`` does) or ``(H, W, 4)`` (RGBA: the RGB
+        Callable: ``fn(image, severity, rng=None, channel_order='rgb')``.
+        ``image`` is uint8, at least 32 x 32, of shape ``(H, W, 3)``
+        (returned in that shape), ``(H, W)`` or ``(H, W, 1)`` (grayscale:
+        corrupted as three equal channels and returned as ``(H, W, 3)``,
+        as ``imagecorruptions.corrupt`` does) or ``(H, W, 4)`` (the colour
         channels corrupted, alpha returned unchanged). Anything else, or a
         severity outside 1-5, raises a ValueError. ``rng`` (a
         :class:`numpy.random.RandomState`) drives the random corruptions;
-        None means ``RandomState(0)``.
+        None means ``RandomState(0)``. ``channel_order`` (``'rgb'`` or
+        ``'bgr'``) is the order of the colour channels of ``image`` and of
+        the result; the corruptions are defined on RGB, and a BGR image
+        gives the channel-swapped pixels of its RGB version.
     """
     check_corruption(name)
     if name not in _FUNCTIONS:
         _FUNCTIONS[name] = _checked(
-            name, _FAST.get(name) or reference_corruption(name))
+            name, _FAST.get(name) or reference_corruption(name),
+            any_order=name in _FAST)
     return _FUNCTIONS[name]
 
 
@@ -256,20 +288,24 @@ def image_key(path: str, key: str = 'relative',
 def corrupt(image: np.ndarray,
             corruption: str,
             severity: int,
-            rng: np.random.RandomState | None = None) -> np.ndarray:
+            rng: np.random.RandomState | None = None,
+            channel_order: str = 'rgb') -> np.ndarray:
     """Corrupt an image; see :func:`get_corruption` for accepted shapes.
 
     Args:
-        image (np.ndarray): uint8 RGB, grayscale or RGBA image, at least 32
-            pixels high and wide.
+        image (np.ndarray): uint8 RGB (or BGR), grayscale or RGBA (BGRA)
+            image, at least 32 pixels high and wide.
         corruption (str): One of :data:`ALL_CORRUPTIONS`.
         severity (int): 1 to 5.
         rng (np.random.RandomState, optional): Randomness of the random
             corruptions; see :func:`image_seed` for a per-image state.
             Defaults to None: ``RandomState(0)``.
+        channel_order (str): ``'rgb'`` or ``'bgr'``: the order of the
+            colour channels of ``image`` and of the result. The same image
+            gives the same pixels in either order. Defaults to ``'rgb'``.
 
     Returns:
-        np.ndarray: uint8 image, ``(H, W, 3)`` or (RGBA input)
-        ``(H, W, 4)``.
+        np.ndarray: uint8 image, ``(H, W, 3)`` or (four-channel input)
+        ``(H, W, 4)``, a new array.
     """
-    return get_corruption(corruption)(image, severity, rng)
+    return get_corruption(corruption)(image, severity, rng, channel_order)

@@ -13,21 +13,24 @@ Random ones draw from the same distributions, not the same random stream:
 Gaussian noise from a 65,536-level inverse-CDF table of the standard normal
 (bin means: mean 0, variance 1 - 1.5e-6; the 1/65,536 of draws beyond
 4.17 sigma on each side take that tail's mean, 4.39 sigma), fog's
-plasma fractal with the same diamond-square recursion on float32 uniforms.
-Their generator is a :class:`numpy.random.Generator` (SFC64) seeded from
-the :class:`numpy.random.RandomState` passed in, so the same state gives
-the same pixels. (Glass blur, in :mod:`mmspd.corruptions.glass`, keeps
+plasma fractal (:mod:`mmspd.corruptions.fog`) with the same diamond-square
+recursion on float32 uniforms. Their generator is a
+:class:`numpy.random.Generator` (SFC64) seeded from the
+:class:`numpy.random.RandomState` passed in, so the same state gives the
+same pixels. (Glass blur, in :mod:`mmspd.corruptions.glass`, keeps
 imagecorruptions' stream and gives identical pixels.)
 
-All functions take and return ``(H, W, 3)`` ``uint8`` RGB images. As in
-``imagecorruptions.corrupt``, float results are truncated (not rounded) to
-``uint8``.
+All functions take and return ``(H, W, 3)`` ``uint8`` images, RGB or (with
+``channel_order='bgr'``) BGR, and a BGR image gets the channel-swapped
+pixels of its RGB version. As in ``imagecorruptions.corrupt``, float
+results are truncated (not rounded) to ``uint8``.
 """
 from __future__ import annotations
 
 import functools
 import math
 import statistics
+import sys
 import threading
 
 import cv2
@@ -36,7 +39,6 @@ import numpy as np
 # Severity parameters, copied from imagecorruptions 1.1.2.
 _GAUSSIAN_NOISE = (0.08, 0.12, 0.18, 0.26, 0.38)
 _DEFOCUS_BLUR = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
-_FOG = ((1.5, 2.), (2., 2.), (2.5, 1.7), (2.5, 1.5), (3., 1.4))
 _BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
@@ -82,7 +84,6 @@ def _generator(rng: np.random.RandomState) -> np.random.Generator:
 
 
 _NORMAL_LEVELS = 1 << 16
-_NORMAL_TABLES: dict[float, np.ndarray] = {}
 
 
 @functools.lru_cache(maxsize=2)
@@ -104,36 +105,72 @@ def normal_table(levels: int = _NORMAL_LEVELS) -> np.ndarray:
     return (density[:-1] - density[1:]) * levels
 
 
+@functools.lru_cache(maxsize=len(_GAUSSIAN_NOISE))
+def noise_levels(severity: int) -> np.ndarray:
+    """Gaussian noise of ``severity`` in grey levels, as added to pixels.
+
+    The float32 noise is the normal table times ``c * 255``. A uint8 value
+    plus a float32 noise level, clipped to [0, 255] and truncated, equals
+    the value plus the level's floor, clipped, for every value and level
+    of the five tables (the tests check all of them), so the noise can be
+    added in integers.
+
+    Returns:
+        np.ndarray: ``(65536,)`` int16.
+    """
+    scale = _GAUSSIAN_NOISE[severity - 1]
+    levels = (normal_table() * (scale * 255.)).astype(np.float32)
+    return np.floor(levels).astype(np.int16)
+
+
+def uniform_indices(rng: np.random.RandomState, count: int) -> np.ndarray:
+    """``count`` uniform 16-bit indices, drawn by :func:`_generator`.
+
+    They are ``floor(u * 65536)`` of the float32 uniforms ``u =
+    generator.random(count, dtype=np.float32)``: each such ``u`` is a
+    32-bit draw shifted right by 8 bits and scaled by 2**-24, so the index
+    is the draw's top 16 bits. SFC64 hands out each 64-bit output as two
+    32-bit draws, low half first, so the indices are read from the raw
+    outputs without converting to float.
+
+    Returns:
+        np.ndarray: ``(count,)`` uint16 (possibly a strided view).
+    """
+    raw = _generator(rng).bit_generator.random_raw((count + 1) // 2)
+    if sys.byteorder == 'little':
+        # 16-bit words 1 and 3 of each output: the two draws' top halves.
+        return raw.view(np.uint16)[1::2][:count]
+    halves = np.stack([raw >> np.uint64(16), raw >> np.uint64(48)], axis=-1)
+    return (halves & np.uint64(0xffff)).astype(np.uint16).ravel()[:count]
+
+
 def gaussian_noise(image: np.ndarray, severity: int,
-                   rng: np.random.RandomState) -> np.ndarray:
+                   rng: np.random.RandomState,
+                   channel_order: str = 'rgb') -> np.ndarray:
     """Additive Gaussian noise with standard deviation ``c`` on [0, 1].
 
     Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        image (np.ndarray): ``(H, W, 3)`` uint8 image.
         severity (int): 1 to 5.
         rng (np.random.RandomState): Seeds the noise.
+        channel_order (str): ``'rgb'`` or ``'bgr'``, the order of
+            ``image``'s channels (and of the result's). The noise is drawn
+            in RGB order, so both orders give the same pixels. Defaults to
+            ``'rgb'``.
 
     Returns:
         np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.
     """
-    scale = _GAUSSIAN_NOISE[severity - 1]
-    table = _NORMAL_TABLES.get(scale)
-    if table is None:
-        table = _NORMAL_TABLES.setdefault(
-            scale, (normal_table() * (scale * 255.)).astype(np.float32))
-    # Uniform 16-bit indices into the quantile table: several times faster
-    # than drawing normals. float32 uniforms carry 24 random bits, so their
-    # top 16 index the table uniformly.
-    out = _generator(rng).random(dtype=np.float32,
-                                 out=_scratch('noise', image.shape,
-                                              np.float32))
-    out *= np.float32(_NORMAL_LEVELS)
-    index = _scratch('index', image.shape, np.uint16)
-    np.copyto(index, out, casting='unsafe')
+    # Uniform indices into the quantile table: several times faster than
+    # drawing normals.
+    index = uniform_indices(rng, image.size).reshape(image.shape)
+    if channel_order == 'bgr':
+        index = index[..., ::-1]
     # mode='clip' (indices are in range anyway): 'raise' buffers the output.
-    table.take(index, out=out, mode='clip')
-    out += image
-    return _to_uint8(out)
+    noise = noise_levels(severity).take(
+        index, mode='clip', out=_scratch('noise', image.shape, np.int16))
+    # Saturating uint8 + int16 in one pass.
+    return cv2.add(image, noise, dtype=cv2.CV_8U)
 
 
 def disk_kernel(radius: int, alias_blur: float) -> np.ndarray:
@@ -196,14 +233,18 @@ def separable_terms(kernel: np.ndarray,
 
 
 def defocus_blur(image: np.ndarray, severity: int,
-                 rng: np.random.RandomState = None) -> np.ndarray:
+                 rng: np.random.RandomState = None,
+                 channel_order: str = 'rgb') -> np.ndarray:
     """Convolution with an anti-aliased disk (deterministic).
 
     Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        image (np.ndarray): ``(H, W, 3)`` uint8 image.
         severity (int): 1 to 5.
         rng (np.random.RandomState, optional): Unused; accepted so every
             corruption has the same signature. Defaults to None.
+        channel_order (str): ``'rgb'`` or ``'bgr'``, the order of
+            ``image``'s channels (and of the result's); both give the same
+            pixels. Defaults to ``'rgb'``.
 
     Returns:
         np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.
@@ -214,7 +255,11 @@ def defocus_blur(image: np.ndarray, severity: int,
             severity,
             separable_terms(_support(disk_kernel(*_DEFOCUS_BLUR[severity -
                                                                 1]))))
-    source = _as_float32(image)
+    # A BGR image is blurred as the RGB image it holds: OpenCV's vector
+    # code and a row's scalar tail may round the last bit differently, and
+    # which values fall in the tail depends on their channel's place.
+    flip = channel_order == 'bgr'
+    source = _as_float32(image[..., ::-1] if flip else image)
     # All channels at once; the default border (BORDER_REFLECT_101) is the
     # one imagecorruptions' filter2D uses.
     out = cv2.sepFilter2D(source, -1, *terms[0],
@@ -222,96 +267,13 @@ def defocus_blur(image: np.ndarray, severity: int,
     part = _scratch('part', image.shape, np.float32)
     for kx, ky in terms[1:]:
         cv2.add(out, cv2.sepFilter2D(source, -1, kx, ky, dst=part), dst=out)
-    return _to_uint8(out)
+    np.clip(out, 0, 255, out=out)
+    result = np.empty(image.shape, np.uint8)
+    np.copyto(result, out[..., ::-1] if flip else out, casting='unsafe')
+    return result
 
 
 _DEFOCUS_TERMS = {}
-
-
-def plasma_fractal(mapsize: int, wibbledecay: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Diamond-square height map in [0, 1], as imagecorruptions' fog makes.
-
-    The recursion, wrap-around and random amplitudes are imagecorruptions';
-    the offsets are float32 uniforms from ``rng``.
-
-    Args:
-        mapsize (int): Side length, a power of two.
-        wibbledecay (float): Factor the random amplitude shrinks by per level.
-        rng (np.random.Generator): Source of the random offsets.
-
-    Returns:
-        np.ndarray: ``(mapsize, mapsize)`` float32 map.
-    """
-    if mapsize < 1 or mapsize & (mapsize - 1):
-        raise ValueError(f'mapsize must be a power of two, got {mapsize}')
-    heights = np.zeros((mapsize, mapsize), dtype=np.float32)
-    step = mapsize
-    wibble = 100.
-
-    def wibbled_mean(total):
-        # total / 4 + wibble * uniform(-wibble, wibble), in place.
-        offsets = rng.random(total.shape, dtype=np.float32)
-        offsets *= np.float32(2 * wibble * wibble)
-        offsets -= np.float32(wibble * wibble)
-        total *= np.float32(0.25)
-        total += offsets
-        return total
-
-    while step >= 2:
-        half = step // 2
-        # Squares: centre = mean of the four corners + offset.
-        corners = heights[0::step, 0::step]
-        square = corners + np.roll(corners, -1, axis=0)
-        square += np.roll(square, -1, axis=1)
-        heights[half::step, half::step] = wibbled_mean(square)
-        # Diamonds: edge midpoints from the two corners and two centres.
-        centres = heights[half::step, half::step]
-        top = centres + np.roll(centres, 1, axis=0)
-        top += corners + np.roll(corners, -1, axis=1)
-        heights[0::step, half::step] = wibbled_mean(top)
-        left = centres + np.roll(centres, 1, axis=1)
-        left += corners + np.roll(corners, -1, axis=0)
-        heights[half::step, 0::step] = wibbled_mean(left)
-        step //= 2
-        wibble /= wibbledecay
-
-    heights -= heights.min()
-    heights /= heights.max()
-    return heights
-
-
-def _next_power_of_2(value: int) -> int:
-    return 1 if value == 0 else 2**(value - 1).bit_length()
-
-
-def fog(image: np.ndarray, severity: int,
-        rng: np.random.RandomState) -> np.ndarray:
-    """A plasma-fractal haze added to the image, then contrast restored.
-
-    Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
-        severity (int): 1 to 5.
-        rng (np.random.RandomState): Seeds the fractal.
-
-    Returns:
-        np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.
-    """
-    strength, decay = _FOG[severity - 1]
-    height, width = image.shape[:2]
-    # imagecorruptions sizes the map from the largest dimension of the
-    # (H, W, 3) shape, channels included.
-    mapsize = _next_power_of_2(int(max(image.shape)))
-    haze = plasma_fractal(mapsize, decay, _generator(rng))[:height, :width]
-    max_val = float(image.max()) / 255.
-    # clip((x / 255 + s * haze) * m / (m + s), 0, 1) * 255, on the 0-255
-    # scale so the image needs no division.
-    gain = np.float32(max_val / (max_val + strength))
-    haze *= np.float32(strength * 255.)
-    out = _as_float32(image)
-    out += haze[..., None]
-    out *= gain
-    return _to_uint8(out)
 
 
 def _brightness_table(shift: float) -> np.ndarray:
@@ -337,14 +299,18 @@ _BRIGHTNESS_TABLES = {}
 
 
 def brightness(image: np.ndarray, severity: int,
-               rng: np.random.RandomState = None) -> np.ndarray:
+               rng: np.random.RandomState = None,
+               channel_order: str = 'rgb') -> np.ndarray:
     """Raise HSV value by ``c`` (deterministic).
 
     Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        image (np.ndarray): ``(H, W, 3)`` uint8 image.
         severity (int): 1 to 5.
         rng (np.random.RandomState, optional): Unused; accepted so every
             corruption has the same signature. Defaults to None.
+        channel_order (str): ``'rgb'`` or ``'bgr'``; value is the largest
+            channel and every channel is scaled alike, so both give the
+            same pixels. Defaults to ``'rgb'``.
 
     Returns:
         np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.
@@ -354,7 +320,12 @@ def brightness(image: np.ndarray, severity: int,
     if table is None:
         table = _BRIGHTNESS_TABLES.setdefault(shift,
                                               _brightness_table(shift))
-    # cv2.max is far faster than numpy's reduction over the channel axis.
-    value = cv2.max(cv2.max(image[..., 0], image[..., 1]), image[..., 2])
-    index = value.astype(np.intp)[..., None] * 256 + image
-    return table.take(index)
+    # OpenCV's split and max are far faster than numpy's reduction over
+    # the channel axis.
+    planes = cv2.split(image)
+    value = cv2.max(cv2.max(planes[0], planes[1]), planes[2])
+    # Table index value * 256 + channel, exact in addWeighted's float
+    # arithmetic (at most 65,535), in one pass.
+    index = cv2.addWeighted(cv2.merge([value, value, value]), 256., image,
+                            1., 0., dtype=cv2.CV_16U)
+    return table.take(index, mode='clip')

@@ -62,7 +62,8 @@ def _local_shuffle(image: np.ndarray, delta: int,
 
 
 def glass_blur(image: np.ndarray, severity: int,
-               rng: np.random.RandomState) -> np.ndarray:
+               rng: np.random.RandomState,
+               channel_order: str = 'rgb') -> np.ndarray:
     """Gaussian blur, local pixel moves, Gaussian blur again.
 
     The blurs are scikit-image's, as in imagecorruptions; the moves draw
@@ -70,9 +71,12 @@ def glass_blur(image: np.ndarray, severity: int,
     one per pixel: the same stream) and give identical pixels.
 
     Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        image (np.ndarray): ``(H, W, 3)`` uint8 image.
         severity (int): 1 to 5.
         rng (np.random.RandomState): Source of the moves.
+        channel_order (str): ``'rgb'`` or ``'bgr'``; the blurs and moves
+            treat every channel alike, so both give the same pixels.
+            Defaults to ``'rgb'``.
 
     Returns:
         np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.

@@ -6,6 +6,7 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
 from mmspd.corruptions import (
+    check_channel_order,
     check_corruption,
     check_key,
     check_severity,
@@ -38,10 +39,13 @@ class ImageCorruption(BaseTransform):
             dict(type='PackSegInputs'),
         ]
 
-    The corruptions are defined on RGB; ``img`` is converted from
-    ``channel_order`` to RGB and back. A 3- or 4-channel image keeps its
-    shape (a fourth channel, alpha, is left unchanged); a grayscale image
-    becomes three channels, as ``imagecorruptions.corrupt`` returns it.
+    The corruptions are defined on RGB: a BGR ``img`` gets the
+    channel-swapped pixels of its RGB version. mmspd's own corruptions
+    (the four defaults and glass blur) work on BGR directly; the others
+    convert to RGB and back.
+    A 3- or 4-channel image keeps its shape (a fourth channel, alpha, is
+    left unchanged); a grayscale image becomes three channels, as
+    ``imagecorruptions.corrupt`` returns it.
 
     Required Keys:
 
@@ -50,7 +54,11 @@ class ImageCorruption(BaseTransform):
 
     Modified Keys:
 
-    - img
+    - img: replaced by the corrupted image, a new array in
+      ``channel_order``.
+    - img_shape: set to the corrupted image's ``(height, width)``, which
+      are the input's (no corruption resizes), so only a pipeline that had
+      not set ``img_shape`` yet sees it change.
 
     Args:
         corruption (str): One of
@@ -61,7 +69,7 @@ class ImageCorruption(BaseTransform):
             (the path relative to ``root``), ``'name'`` (the file name) or
             ``'path'`` (the whole path). Defaults to ``'relative'``.
         root (str, optional): The dataset root for ``key='relative'``;
-            ``tools/test_corruption.py`` sets it to the dataset's
+            the corruption benchmark sets it to the dataset's
             ``data_root``. Defaults to None: the path as given.
         channel_order (str): Channel order of ``img``, ``'bgr'`` (mmcv's
             loading default) or ``'rgb'``. Defaults to ``'bgr'``.
@@ -81,10 +89,7 @@ class ImageCorruption(BaseTransform):
         self.seed = int(seed)
         self.key = check_key(key)
         self.root = root
-        if channel_order not in ('bgr', 'rgb'):
-            raise ValueError(f'Invalid channel_order {channel_order!r}; '
-                             "accepted: 'bgr', 'rgb'")
-        self.channel_order = channel_order
+        self.channel_order = check_channel_order(channel_order)
 
     def transform(self, results: dict) -> dict | None:
         """Corrupt ``results['img']`` in place of the original."""
@@ -105,16 +110,12 @@ class ImageCorruption(BaseTransform):
         rng = np.random.RandomState(
             image_seed(self.seed, image_key(path, self.key, self.root),
                        self.corruption, self.severity))
-        flip = self.channel_order == 'bgr' and img.ndim == 3 \
-            and img.shape[2] in (3, 4)
         try:
-            out = corrupt(_swap_rb(img) if flip else img, self.corruption,
-                          self.severity, rng)
+            out = corrupt(img, self.corruption, self.severity, rng,
+                          self.channel_order)
         except ValueError as error:
             raise ValueError(f'Cannot corrupt {path}: {error}') from None
-        # Grayscale comes back as RGB; the pipeline expects channel_order.
-        results['img'] = _swap_rb(out) if self.channel_order == 'bgr' \
-            else out
+        results['img'] = out
         results['img_shape'] = out.shape[:2]
         return results
 
@@ -124,8 +125,3 @@ class ImageCorruption(BaseTransform):
                 f'key={self.key!r}, root={self.root!r}, '
                 f'channel_order={self.channel_order!r})')
 
-
-def _swap_rb(image: np.ndarray) -> np.ndarray:
-    """RGB(A) <-> BGR(A), contiguous; alpha stays last."""
-    order = [2, 1, 0] + list(range(3, image.shape[2]))
-    return np.ascontiguousarray(image[..., order])

@@ -104,6 +104,45 @@ def test_rgba_keeps_its_alpha(name):
         out[..., :3], corrupt(rgb, name, 3, np.random.RandomState(2)))
 
 
+@pytest.mark.parametrize('name', ALL_CORRUPTIONS)
+def test_bgr_gives_the_swapped_pixels_of_rgb(name):
+    # OpenCV-loaded images are BGR: the same scene must be corrupted the
+    # same way, whichever order its channels come in.
+    rgb = photo(40, 48)
+    expected = corrupt(rgb, name, 4, np.random.RandomState(3))
+    out = corrupt(rgb[..., ::-1].copy(), name, 4, np.random.RandomState(3),
+                  channel_order='bgr')
+    np.testing.assert_array_equal(out, expected[..., ::-1])
+    assert out.flags['C_CONTIGUOUS']
+    gray = rgb[..., 1].copy()
+    np.testing.assert_array_equal(
+        corrupt(gray, name, 4, np.random.RandomState(3), 'bgr'),
+        corrupt(gray, name, 4, np.random.RandomState(3))[..., ::-1])
+    alpha = np.full((40, 48, 1), 9, np.uint8)
+    bgra = np.concatenate([rgb[..., ::-1], alpha], axis=-1)
+    out = corrupt(bgra, name, 4, np.random.RandomState(3), 'bgr')
+    np.testing.assert_array_equal(out[..., :3], expected[..., ::-1])
+    np.testing.assert_array_equal(out[..., 3:], alpha)
+
+
+def test_unknown_channel_order_lists_what_is_accepted():
+    with pytest.raises(ValueError, match=r"'BGR'.*accepted: 'rgb', 'bgr'"):
+        corrupt(photo(40, 40), 'fog', 1, channel_order='BGR')
+
+
+@pytest.mark.parametrize('name', DEFAULT_CORRUPTIONS)
+def test_input_is_left_unchanged(name):
+    image = photo(40, 48)
+    before = image.copy()
+    out = corrupt(image, name, 5, np.random.RandomState(0), 'bgr')
+    np.testing.assert_array_equal(image, before)
+    assert not np.shares_memory(out, image)
+    # The result is the caller's: the next call does not overwrite it.
+    kept = out.copy()
+    corrupt(image, name, 5, np.random.RandomState(1), 'bgr')
+    np.testing.assert_array_equal(out, kept)
+
+
 def test_image_seed_depends_on_every_part():
     base = image_seed(0, 'a.jpg', 'fog', 1)
     variants = [

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from mmspd.corruptions import SEVERITIES, compatible_imagecorruptions, corrupt
-from mmspd.corruptions.fast import _generator, normal_table, plasma_fractal
+from mmspd.corruptions.fast import (
+    _GAUSSIAN_NOISE,
+    _generator,
+    noise_levels,
+    normal_table,
+)
+from mmspd.corruptions.fog import plasma_fractal
 
 from .conftest import photo, reference
 
@@ -81,6 +87,40 @@ def test_normal_table_is_a_standard_normal():
     assert table[-1] == pytest.approx(4.3875, abs=1e-3)
 
 
+@pytest.mark.parametrize('severity', SEVERITIES)
+def test_integer_noise_levels_equal_the_float32_sums(severity):
+    # Every uint8 value plus every float32 level, clipped and truncated as
+    # imagecorruptions.corrupt does, against the integer route.
+    levels = (normal_table() * (_GAUSSIAN_NOISE[severity - 1] * 255.)
+              ).astype(np.float32)
+    values = np.arange(256, dtype=np.uint8)[:, None]
+    expected = np.clip(values + levels, 0, 255).astype(np.uint8)
+    sums = values + noise_levels(severity).astype(np.int32)
+    np.testing.assert_array_equal(np.clip(sums, 0, 255), expected)
+
+
+@pytest.mark.parametrize('channel_order', ['rgb', 'bgr'])
+@pytest.mark.parametrize('shape', [(48, 64), (33, 35)])
+def test_gaussian_noise_is_the_table_at_float32_uniforms(shape,
+                                                         channel_order):
+    # The definition: float32 uniforms from the image's generator, in
+    # RGB order, index the 65,536-level table (odd pixel counts too).
+    rgb = photo(*shape)
+    for severity in (1, 5):
+        uniforms = _generator(np.random.RandomState(7)).random(
+            rgb.shape, dtype=np.float32)
+        levels = (normal_table() * (_GAUSSIAN_NOISE[severity - 1] * 255.)
+                  ).astype(np.float32)
+        noise = levels[(uniforms * np.float32(65536)).astype(np.uint16)]
+        expected = np.clip(rgb + noise, 0, 255).astype(np.uint8)
+        image = rgb[..., ::-1].copy() if channel_order == 'bgr' else rgb
+        out = corrupt(image, 'gaussian_noise', severity,
+                      np.random.RandomState(7), channel_order)
+        if channel_order == 'bgr':
+            out = out[..., ::-1]
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_noise_follows_the_seed_and_not_the_global_state():
     image = photo(64, 64)
     first = corrupt(image, 'gaussian_noise', 3, np.random.RandomState(1))
@@ -122,6 +162,32 @@ def test_fog_given_the_same_fractal_matches(severity, shape):
             module.plasma_fractal = original
     diff = np.abs(ours.astype(np.int16) - theirs)
     assert diff.max() <= 1 and (diff == 0).mean() >= 0.99
+
+
+@pytest.mark.parametrize('decay', [2., 1.4])
+@pytest.mark.parametrize('mapsize', [2, 8, 64])
+def test_fog_fractal_is_imagecorruptions_recursion(mapsize, decay,
+                                                   monkeypatch):
+    # imagecorruptions' plasma_fractal, its uniform draws replaced by ours
+    # (in float64), gives our map up to float32 rounding.
+    uniforms = _generator(np.random.RandomState(5)).random(
+        mapsize * mapsize - 1, dtype=np.float32).astype(np.float64)
+    used = []
+
+    def uniform(low, high, size):
+        count = int(np.prod(size))
+        start = sum(used)
+        used.append(count)
+        return low + (high - low) * uniforms[start:start + count].reshape(
+            size)
+
+    ours = plasma_fractal(mapsize, decay,
+                          _generator(np.random.RandomState(5)))
+    with compatible_imagecorruptions() as module:
+        monkeypatch.setattr(np.random, 'uniform', uniform)
+        theirs = module.plasma_fractal(mapsize=mapsize, wibbledecay=decay)
+    assert sum(used) == uniforms.size
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
 
 
 def radial_spectrum(maps: list) -> np.ndarray:
