@@ -28,6 +28,13 @@ def load_tool(name: str):
 
 
 @pytest.fixture
+def tool_module():
+    """Return :func:`load_tool`: ``tool_module(name)`` imports
+    ``tools/<name>.py``."""
+    return load_tool
+
+
+@pytest.fixture
 def run_tool(capsys):
     """Return ``run(name, *args)``: ``tools/<name>.py``'s ``main(args)`` as
     a ``CompletedProcess``. ``sys.exit(message)`` and uncaught exceptions
@@ -40,7 +47,7 @@ def run_tool(capsys):
             code, message = tool.main(argv), ''
         except SystemExit as exit_:
             code, message = 1, str(exit_.code)
-        except Exception as error:  # a traceback, for the command
+        except Exception as error:  # noqa: BLE001 (a traceback, as a command)
             code, message = 1, f'{type(error).__name__}: {error}'
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(argv, code, out, err + message)
