@@ -204,7 +204,7 @@ def test_labels_derived_from_context_annotations_train(pascal_data,
         sys.executable,
         osp.join(REPO, 'tools', 'prepare_pascal_mt.py'), 'derive', voc,
         '--annotations', annotations, '--labels', labels_txt, '--out', root,
-        '--nproc', '1'
+        '--nproc', '1', '--force'  # the fixture's vocabulary is shuffled
     ], check=True, capture_output=True)
     runner, _ = train_tiny('adamw', root, tmp_path / 'work')
     assert runner.iter == 2
