@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The torchrun launch behind dist_train.sh, dist_test.sh and
-# dist_test_corruption.sh:
+# The torchrun launch behind dist_train.sh and dist_test.sh:
 #   bash tools/dist_run.sh SCRIPT GPUS [SCRIPT arguments...]
 # runs tools/SCRIPT in GPUS processes on this node with --launcher pytorch.
-# train.py and test.py are mmseg's and need one CUDA GPU per process.
+# train.py and test.py are mmseg's and need one CUDA GPU per process;
+# test_corruption.py also runs on CPU-only machines (gloo).
 # Multi-node runs read NNODES, NODE_RANK, MASTER_ADDR and PORT from the
 # environment, e.g. on each of two nodes:
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh ...

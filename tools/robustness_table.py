@@ -1,12 +1,13 @@
 """Compare robustness results of several models side by side.
 
-Reads ``robustness.json`` files written by ``tools/test_corruption.py``
-and writes ``comparison.md``, ``comparison.csv`` and ``comparison.png``
-into ``--out-dir``: methods as rows; clean mIoU, the mean mIoU over
-severities of each corruption, the mean over corruptions (mPC) and rPC as
-columns. The Markdown table is also printed. Results averaged over
-different conditions are refused unless ``--allow-mismatch`` (then
-marked). ::
+Reads ``robustness.json`` files written by ``CorruptionTestLoop``
+(``tools/test_corruption.py``, or mmseg's ``tools/test.py`` with
+``test_cfg.type=CorruptionTestLoop``) and writes ``comparison.md``,
+``comparison.csv`` and ``comparison.png`` into ``--out-dir``: methods as
+rows; clean mIoU, the mean mIoU over severities of each corruption, the
+mean over corruptions (mPC) and rPC as columns. The Markdown table is also
+printed. Results averaged over different conditions are refused unless
+``--allow-mismatch`` (then marked). ::
 
     python tools/robustness_table.py work_dirs/adamw/robustness.json \\
         work_dirs/spd/robustness.json --names AdamW AdamSPD --out-dir cmp
@@ -23,12 +24,35 @@ import sys
 # Run from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmspd.evaluation.compare import (  # noqa: E402
-    default_name,
-    unique_names,
+from mmspd.evaluation import (
+    RobustnessResults,
     write_comparison,
 )
-from mmspd.evaluation.report import RobustnessResults  # noqa: E402
+
+
+def default_name(results: RobustnessResults, path: str) -> str:
+    """A method name for a result: its config's stem, else its folder."""
+    config = results.meta.get('config')
+    if config:
+        return osp.splitext(osp.basename(str(config)))[0]
+    return osp.basename(osp.dirname(osp.abspath(path))) or path
+
+
+def unique_names(names: list[str], paths: list[str]) -> list[str]:
+    """``names`` with duplicates told apart by their result's folder (its
+    work dir), then by a number if that is not enough."""
+    names = [
+        f'{name} ({osp.basename(osp.dirname(osp.abspath(path)))})'
+        if names.count(name) > 1 else name
+        for name, path in zip(names, paths)
+    ]
+    seen: dict[str, int] = {}
+    numbered = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        numbered.append(f'{name} #{seen[name]}' if names.count(name) > 1
+                        else name)
+    return numbered
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description='Merge robustness results into one comparison table')
     parser.add_argument(
         'results', nargs='+', metavar='RESULT_JSON',
-        help='robustness.json files of tools/test_corruption.py')
+        help='robustness.json files of the corruption benchmark')
     parser.add_argument(
         '--names', nargs='+', metavar='NAME',
         help='method names, one per file (default: config file names, '
@@ -57,8 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         'severities, marking those values with *, instead of refusing')
     parser.add_argument(
         '--paper', action='store_true',
-        help="the paper's table shape only: Method, Clean, each "
-        'corruption, Mean')
+        help="the paper's table shape: Method, Clean, each corruption, "
+        "Mean (then, with --baseline, the deltas and mCE columns)")
     return parser.parse_args(argv)
 
 

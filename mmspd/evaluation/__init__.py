@@ -1,73 +1,29 @@
-"""Corruption-robustness evaluation: loop, metrics, reports, comparison."""
-from __future__ import annotations
-
-from .checks import (
-    check_checkpoint_file,
-    file_sha256,
-    load_weights,
-    matched_weights,
-    scan_test_data,
-)
-from .compare import (
-    COMPARISON_FILES,
-    comparison_csv,
-    comparison_markdown,
-    comparison_table,
-    corruption_errors,
-    default_name,
-    unique_names,
-    write_comparison,
-)
+"""Corruption robustness: the test loop, metrics, reports, comparison."""
+from .checks import WorkDirBusy, scan_test_data, work_dir_lock
+from .compare import comparison_table, corruption_errors, write_comparison
+from .conditions import add_corruption, fingerprint_test_setup, plan_conditions
+from .loop import CorruptionTestLoop, load_for_resume
 from .metrics import CLEAN, METRICS, summarize
-from .report import OUTPUT_FILES, RobustnessResults
-from .robustness import (
-    RESUME_KEYS,
-    add_corruption,
-    evaluate_robustness,
-    fingerprint_test_setup,
-    load_for_resume,
-    plan_conditions,
-)
-from .runtime import (
-    WorkDirLock,
-    load_config,
-    now,
-    prepare_work_dir,
-    setup_launcher,
-    versions,
-)
+from .report import OUTPUT_FILES, RobustnessResults, atomic_write
 from .show import ShowSamplesHook
 
 __all__ = [
     'CLEAN',
-    'COMPARISON_FILES',
     'METRICS',
     'OUTPUT_FILES',
-    'RESUME_KEYS',
+    'CorruptionTestLoop',
     'RobustnessResults',
     'ShowSamplesHook',
-    'WorkDirLock',
+    'WorkDirBusy',
     'add_corruption',
-    'check_checkpoint_file',
-    'comparison_csv',
-    'comparison_markdown',
+    'atomic_write',
     'comparison_table',
     'corruption_errors',
-    'default_name',
-    'evaluate_robustness',
-    'file_sha256',
     'fingerprint_test_setup',
-    'load_config',
     'load_for_resume',
-    'load_weights',
-    'matched_weights',
-    'now',
     'plan_conditions',
-    'prepare_work_dir',
     'scan_test_data',
-    'setup_launcher',
     'summarize',
-    'unique_names',
-    'versions',
+    'work_dir_lock',
     'write_comparison',
 ]

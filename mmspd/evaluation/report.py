@@ -1,6 +1,6 @@
-"""Robustness results: storage (JSON), CSV and Markdown reports.
+"""Robustness results: ``robustness.json``, CSV and Markdown reports.
 
-A :class:`RobustnessResults` is what ``tools/test_corruption.py`` writes to
+A :class:`RobustnessResults` is what ``CorruptionTestLoop`` writes to
 ``robustness.json`` after every condition and reads back to resume.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Iterable, Mapping, Sequence
+from functools import partial
+from typing import Callable, Mapping, Sequence
 
 from mmspd.corruptions import ALL_CORRUPTIONS, SEVERITIES
 
@@ -37,33 +38,44 @@ RECORD = (('config', 'config'), ('checkpoint', 'checkpoint'),
           ('updated', 'last update'))
 
 
-def _jsonable(obj):
-    """NaN becomes null: strict JSON readers reject NaN literals."""
-    if isinstance(obj, dict):
-        return {key: _jsonable(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(value) for value in obj]
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
-
-
 def fmt(value, digits: int = 2) -> str:
     """A number with ``digits`` decimals; ``-`` for None and NaN."""
-    if not is_finite(value):
-        return '-'
-    return f'{value:.{digits}f}'
+    return f'{value:.{digits}f}' if is_finite(value) else '-'
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers never see a partial file.
+def atomic_write(path: str, content: str | Callable[[str], None]) -> None:
+    """Write ``path`` so that readers never see a partial file.
 
-    A run killed mid-write leaves the previous version in place.
+    The content goes to a temporary file beside ``path``, which then
+    replaces it: a run killed mid-write leaves the previous version.
+
+    Args:
+        path (str): The file to write.
+        content (str or callable): Text, or a function that writes the
+            file whose path it is given (e.g. a plot's ``savefig``); the
+            temporary path keeps ``path``'s extension.
     """
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    root, ext = osp.splitext(path)
+    tmp = f'{root}.tmp{os.getpid()}{ext}'
+    try:
+        if callable(content):
+            content(tmp)
+        else:
+            with open(tmp, 'w', encoding='utf-8', newline='') as f:
+                f.write(content)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _nan_to_null(obj):
+    """Strict JSON readers reject NaN literals."""
+    if isinstance(obj, dict):
+        return {key: _nan_to_null(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_null(value) for value in obj]
+    return None if isinstance(obj, float) and math.isnan(obj) else obj
 
 
 def _check_row(row, index: int, source: str) -> tuple[str, int, dict]:
@@ -101,38 +113,35 @@ class RobustnessResults:
             seed, ...). Defaults to None.
         clean (Mapping[str, float], optional): Clean metrics. Defaults to
             None.
-        conditions (Iterable[Mapping], optional): Per-condition metrics,
-            each with ``'corruption'`` and ``'severity'``. Defaults to None.
     """
 
-    def __init__(self,
-                 meta: Mapping | None = None,
-                 clean: Mapping[str, float] | None = None,
-                 conditions: Iterable[Mapping] | None = None) -> None:
+    def __init__(self, meta: Mapping | None = None,
+                 clean: Mapping[str, float] | None = None) -> None:
         self.meta = dict(meta or {})
         self.clean = None
+        self._conditions: dict[tuple, dict] = {}
         if clean is not None:
             self.add(CLEAN, None, clean)  # null (NaN in JSON) -> NaN
-        self._conditions: dict[tuple, dict] = {}
-        for index, row in enumerate(conditions or ()):
-            corruption, severity, metrics = _check_row(
-                row, index, 'results')
-            self.add(corruption, severity, metrics)
-
-    # --- contents -------------------------------------------------------
 
     @property
     def conditions(self) -> list[dict]:
         """Per-condition rows in the order they were added."""
-        return [
-            dict(corruption=corruption, severity=severity, **metrics)
-            for (corruption, severity), metrics in self._conditions.items()
-        ]
+        return [dict(corruption=corruption, severity=severity, **metrics)
+                for (corruption, severity), metrics
+                in self._conditions.items()]
 
     @property
     def corruptions(self) -> list[str]:
         """Corruptions with at least one stored severity, in order."""
         return list(dict.fromkeys(key[0] for key in self._conditions))
+
+    @property
+    def metrics(self) -> list[str]:
+        """:data:`METRICS` plus any other metric the evaluator reported."""
+        names = list(METRICS)
+        for values in [self.clean or {}, *self._conditions.values()]:
+            names.extend(key for key in values if key not in names)
+        return names
 
     def has(self, corruption: str, severity: int | None = None) -> bool:
         """Whether a condition (``'clean'`` for clean data) is evaluated
@@ -150,50 +159,32 @@ class RobustnessResults:
     def add(self, corruption: str, severity: int | None,
             metrics: Mapping[str, float]) -> None:
         """Record the metrics of a condition (``'clean'``: clean data)."""
-        values = {
-            key: math.nan if value is None else float(value)
-            for key, value in metrics.items()
-        }
+        values = {key: math.nan if value is None else float(value)
+                  for key, value in metrics.items()}
         if corruption == CLEAN:
             self.clean = values
         else:
             self._conditions[(corruption, int(severity))] = values
 
-    @property
-    def expected(self) -> list[tuple[str, int]]:
-        """The conditions the runs in this work dir were asked for:
-        ``meta['requested']`` (``'fog-3'`` labels), else every
-        ``meta['corruptions']`` at every ``meta['severities']``."""
-        if 'requested' in self.meta:
-            return [(label.rsplit('-', 1)[0], int(label.rsplit('-', 1)[1]))
-                    for label in self.meta['requested']]
-        return [(c, int(s)) for c in self.meta.get('corruptions', [])
-                for s in self.meta.get('severities', [])]
-
     def summary(self) -> dict:
-        """Means per corruption, mPC and rPC; see :func:`summarize`."""
+        """Means per corruption, mPC and rPC (see :func:`summarize`),
+        missing conditions judged against what the runs asked for:
+        ``meta['requested']``, else ``corruptions`` x ``severities``."""
+        if 'requested' in self.meta:
+            expected = [(label.rsplit('-', 1)[0],
+                         int(label.rsplit('-', 1)[1]))
+                        for label in self.meta['requested']]
+        else:
+            expected = [(c, int(s)) for c in self.meta.get('corruptions', [])
+                        for s in self.meta.get('severities', [])]
         return summarize(self.clean, self.conditions, self.metrics,
-                         self.expected)
-
-    @property
-    def metrics(self) -> list[str]:
-        """:data:`METRICS` plus any other metric the evaluator reported."""
-        names = list(METRICS)
-        for values in [self.clean or {}, *self._conditions.values()]:
-            names.extend(key for key in values if key not in names)
-        return names
-
-    # --- serialisation --------------------------------------------------
+                         expected)
 
     def to_dict(self) -> dict:
-        return _jsonable(
-            {
-                'format': FORMAT,
-                'version': VERSION,
-                'meta': self.meta,
-                'clean': self.clean,
-                'conditions': self.conditions,
-                'summary': self.summary()})
+        return _nan_to_null({
+            'format': FORMAT, 'version': VERSION, 'meta': self.meta,
+            'clean': self.clean, 'conditions': self.conditions,
+            'summary': self.summary()})
 
     @classmethod
     def from_dict(cls, data: Mapping,
@@ -201,7 +192,7 @@ class RobustnessResults:
         if not isinstance(data, Mapping) or data.get('format') != FORMAT:
             raise ValueError(f'{source} is not an mmspd robustness result '
                              f'(expected "format": "{FORMAT}"); it is '
-                             'written by tools/test_corruption.py as '
+                             'written by CorruptionTestLoop as '
                              f'{OUTPUT_FILES["json"]}')
         if data.get('version') != VERSION:
             raise ValueError(f'{source} has version {data.get("version")}; '
@@ -226,123 +217,91 @@ class RobustnessResults:
             raise ValueError(f'{path} is not valid JSON: {error}') from None
         return cls.from_dict(data, source=path)
 
-    # --- reports --------------------------------------------------------
+    def _summary_rows(self, summary: dict) -> list[tuple[str, dict]]:
+        held = summary.get('holdout')
+        return [*((f'{c} (mean)', means) for c, means
+                  in summary['per_corruption'].items()),
+                ('mPC', summary['mPC']), ('rPC', summary['rPC']),
+                *((('mPC holdout', held['mPC']),
+                   ('rPC holdout', held['rPC'])) if held else ())]
 
     def to_csv(self) -> str:
         """One row per condition, then per-corruption means, mPC and rPC."""
-        metrics = self.metrics
-        summary = self.summary()
         out = io.StringIO()
         writer = csv.writer(out, lineterminator='\n')
-        writer.writerow(['corruption', 'severity', *metrics])
-
-        def row(name, severity, values):
-            writer.writerow([
-                name, severity,
-                *[fmt((values or {}).get(m), 4) for m in metrics]
-            ])
-
-        row(CLEAN, '', self.clean)
-        for condition in self.conditions:
-            row(condition['corruption'], condition['severity'], condition)
-        for corruption, means in summary['per_corruption'].items():
-            row(corruption, 'mean', means)
-        row('mPC', '', summary['mPC'])
-        row('rPC', '', summary['rPC'])
-        if 'holdout' in summary:
-            row('mPC holdout', '', summary['holdout']['mPC'])
-            row('rPC holdout', '', summary['holdout']['rPC'])
+        writer.writerow(['corruption', 'severity', *self.metrics])
+        rows = [(CLEAN, '', self.clean)] + [
+            (c['corruption'], c['severity'], c) for c in self.conditions]
+        for name, values in self._summary_rows(self.summary()):
+            name, mean, _ = name.partition(' (mean)')
+            rows.append((name, 'mean' if mean else '', values))
+        for name, severity, values in rows:
+            writer.writerow([name, severity, *(
+                fmt((values or {}).get(m), 4) for m in self.metrics)])
         return out.getvalue()
 
-    def record_lines(self) -> list[str]:
-        """The reproducibility record as Markdown list items."""
-        lines = [f'- {label}: `{self.meta[key]}`' for key, label in RECORD
-                 if self.meta.get(key) not in (None, '')]
-        versions = self.meta.get('versions') or {}
-        if versions:
-            lines.append('- versions: ' + ', '.join(
-                f'{name} {version}' for name, version in versions.items()))
-        return lines
-
     def to_markdown(self) -> str:
-        """mIoU by corruption and severity, then all metrics' summaries."""
+        """The record, mIoU by corruption and severity, all metrics."""
         summary = self.summary()
         over = summary['averaged_over']
-        severities = sorted({c['severity'] for c in self.conditions})
-        lines = ['# Corruption robustness', '', *self.record_lines(), '',
-                 f'- clean mIoU: {fmt((self.clean or {}).get("mIoU"))}',
-                 f'- mPC (mIoU): {fmt(summary["mPC"].get("mIoU"))}, mean '
-                 f'over {over["label"]}',
-                 f'- rPC (mIoU): {fmt(summary["rPC"].get("mIoU"))} %']
+        lines = ['# Corruption robustness', ''] + [
+            f'- {label}: `{self.meta[key]}`' for key, label in RECORD
+            if self.meta.get(key) not in (None, '')]
+        if self.meta.get('versions'):
+            lines.append('- versions: ' + ', '.join(
+                f'{k} {v}' for k, v in self.meta['versions'].items()))
+        lines += ['', f'- clean mIoU: {fmt((self.clean or {}).get("mIoU"))}',
+                  (f'- mPC (mIoU): {fmt(summary["mPC"].get("mIoU"))}, mean '
+                   f'over {over["label"]}'),
+                  f'- rPC (mIoU): {fmt(summary["rPC"].get("mIoU"))} %']
+        missing = list(over['missing'])
         if 'holdout' in summary:
             held = summary['holdout']
+            missing += held['averaged_over']['missing']
             lines.append(
                 f'- held-out mPC (mIoU): {fmt(held["mPC"].get("mIoU"))}, '
                 f'mean over {held["averaged_over"]["label"]} (not in mPC)')
-        missing = over['missing'] + summary.get('holdout', {}).get(
-            'averaged_over', {}).get('missing', [])
         if missing:
             lines.append('- **incomplete**: not evaluated or NaN: ' +
                          ', '.join(missing))
-        lines += ['', '## mIoU by severity', '']
-        header = ['Corruption', *map(str, severities), 'Mean']
-        lines.append('| ' + ' | '.join(header) + ' |')
-        lines.append('|' + '|'.join(['---'] + ['---:'] *
-                                    (len(header) - 1)) + '|')
+        severities = sorted({c['severity'] for c in self.conditions})
+        lines += ['', '## mIoU by severity', '', '| ' + ' | '.join(
+            ['Corruption', *map(str, severities), 'Mean']) + ' |',
+            '|---|' + '---:|' * (len(severities) + 1)]
         for corruption in self.corruptions:
-            cells = [
-                fmt((self.get(corruption, s) or {}).get('mIoU'))
-                for s in severities
-            ]
-            mean = summary['per_corruption'].get(corruption, {}).get('mIoU')
-            lines.append(f'| {corruption} | ' + ' | '.join(cells) +
-                         f' | {fmt(mean)} |')
-        lines += ['', '## All metrics', '']
-        metrics = self.metrics
-        lines.append('| | ' + ' | '.join(metrics) + ' |')
-        lines.append('|---|' + '---:|' * len(metrics))
-
-        def row(name, values):
-            cells = [fmt((values or {}).get(m)) for m in metrics]
-            lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-
-        row(CLEAN, self.clean)
-        for corruption, means in summary['per_corruption'].items():
-            row(f'{corruption} (mean)', means)
-        row('mPC', summary['mPC'])
-        row('rPC (%)', summary['rPC'])
-        if 'holdout' in summary:
-            row('held-out mPC', summary['holdout']['mPC'])
+            cells = [fmt((self.get(corruption, s) or {}).get('mIoU'))
+                     for s in severities]
+            cells.append(fmt(summary['per_corruption'].get(
+                corruption, {}).get('mIoU')))
+            lines.append(f'| {corruption} | ' + ' | '.join(cells) + ' |')
+        lines += ['', '## All metrics', '',
+                  '| | ' + ' | '.join(self.metrics) + ' |',
+                  '|---|' + '---:|' * len(self.metrics)]
+        rename = {'rPC': 'rPC (%)', 'mPC holdout': 'held-out mPC'}
+        rows = [(CLEAN, self.clean)] + [
+            (rename.get(name, name), values)
+            for name, values in self._summary_rows(summary)
+            if name != 'rPC holdout']
+        for name, values in rows:
+            lines.append(f'| {name} | ' + ' | '.join(
+                fmt((values or {}).get(m)) for m in self.metrics) + ' |')
         return '\n'.join(lines) + '\n'
 
     def save(self, work_dir: str,
              files: Sequence[str] = tuple(OUTPUT_FILES)) -> dict[str, str]:
-        """Write JSON, CSV, Markdown and the plot into ``work_dir``.
-
-        Each file is replaced atomically, so an interrupted run keeps the
-        previous complete version.
-
-        Args:
-            work_dir (str): Output directory, created if missing.
-            files (Sequence[str]): Kinds to write, keys of
-                :data:`OUTPUT_FILES`. Defaults to all.
-
-        Returns:
-            dict: Kind to written path.
-        """
+        """Write ``files`` (keys of :data:`OUTPUT_FILES`, default all)
+        into ``work_dir``, each replaced atomically; returns their paths
+        by kind."""
         from .plots import plot_results
         os.makedirs(work_dir, exist_ok=True)
+        writers = {
+            'json': lambda: json.dumps(self.to_dict(), indent=2) + '\n',
+            'csv': self.to_csv,
+            'markdown': self.to_markdown,
+            'plot': lambda: partial(plot_results, self),
+        }
         paths = {kind: osp.join(work_dir, OUTPUT_FILES[kind])
                  for kind in files}
-        if 'json' in paths:
-            atomic_write(paths['json'],
-                         json.dumps(self.to_dict(), indent=2) + '\n')
-        if 'csv' in paths:
-            atomic_write(paths['csv'], self.to_csv())
-        if 'markdown' in paths:
-            atomic_write(paths['markdown'], self.to_markdown())
-        if 'plot' in paths:
-            tmp = f'{paths["plot"]}.tmp{os.getpid()}.png'
-            plot_results(self, tmp)
-            os.replace(tmp, paths['plot'])
+        for kind, path in paths.items():
+            atomic_write(path, writers[kind]())
         return paths

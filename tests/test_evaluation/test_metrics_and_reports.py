@@ -14,9 +14,9 @@ from mmspd.evaluation import (
     corruption_errors,
     load_for_resume,
     summarize,
-    unique_names,
     write_comparison,
 )
+from mmspd.evaluation.compare import comparison_markdown
 
 CLEAN = {'mIoU': 40.0, 'aAcc': 80.0, 'mAcc': 50.0}
 
@@ -292,13 +292,39 @@ def test_baseline_deltas_and_corruption_errors():
         pytest.approx(100.)
 
 
-def test_runs_of_one_config_get_distinct_names():
-    names = unique_names(['cfg', 'cfg', 'other'],
-                         ['w/run1/robustness.json', 'w/run2/robustness.json',
-                          'w/run3/robustness.json'])
-    assert names == ['cfg (run1)', 'cfg (run2)', 'other']
-    same_folder = unique_names(['cfg', 'cfg'], ['a/x/r.json', 'b/x/r.json'])
-    assert len(set(same_folder)) == 2
+def test_paper_table_with_a_baseline_keeps_deltas_and_mce():
+    base = grid(['fog', 'brightness'], [1, 2], clean=60.,
+                miou=lambda c, s: 40. if s == 1 else 20.)
+    better = grid(['fog', 'brightness'], [1, 2], clean=62.,
+                  miou=lambda c, s: 50. if s == 1 else 40.)
+    table = comparison_table([base, better], ['AdamW', 'SPD'], baseline=0,
+                             paper=True)
+    assert table['columns'] == ['Method', 'Clean', 'fog', 'brightness',
+                                'Mean', 'Δ Clean', 'Δ Mean', 'mCE (%)',
+                                'rel. mCE (%)']
+    spd = dict(zip(table['columns'], table['rows'][1]))
+    assert spd['Δ Clean'] == pytest.approx(2.)
+    assert spd['Δ Mean'] == pytest.approx(15.)
+    assert spd['mCE (%)'] == pytest.approx(
+        corruption_errors(better, base)[0])
+
+
+def test_mce_over_other_severities_is_marked_not_silently_narrowed():
+    base = grid(['fog', 'brightness'], [1, 5])
+    other = grid(['fog', 'brightness'], [1, 5])
+    del other._conditions[('fog', 5)]
+    # mCE can only compare brightness; fog's severities differ.
+    table = comparison_table([base, other], ['AdamW', 'SPD'], baseline=0,
+                             strict=False)
+    columns = table['columns']
+    for name in ('mCE (%)', 'rel. mCE (%)'):
+        assert table['marks'][(1, columns.index(name))] == '*'
+        assert (0, columns.index(name)) not in table['marks']
+    assert '* SPD: mCE and rel. mCE over 1 corruption evaluated at the ' \
+        'same severities as AdamW; left out: fog: severities [1] vs ' \
+        '[1, 5]' in table['notes']
+    markdown = comparison_markdown(table)
+    assert markdown.count('100.00*') == 2
 
 
 def test_comparison_legend_does_not_cover_the_bars(tmp_path):

@@ -1,4 +1,5 @@
-"""Conditions and test-pipeline edits of the robustness loop."""
+"""Conditions, test-pipeline edits and the setup fingerprint of the
+robustness loop."""
 from __future__ import annotations
 
 import copy
@@ -102,3 +103,19 @@ def test_fingerprint_tracks_data_and_model_but_not_workers():
     assert fingerprint_test_setup(same) == fingerprint_test_setup(base)
     assert fingerprint_test_setup(other_data) != fingerprint_test_setup(base)
     assert fingerprint_test_setup(other_model) != fingerprint_test_setup(base)
+
+
+def test_fingerprint_ignores_which_conditions_the_loop_runs():
+    # A work dir started by tools/test_corruption.py, by tools/test.py with
+    # test_cfg.type=CorruptionTestLoop, or with other corruptions, is the
+    # same setup; fp16 is not.
+    plain = {'model': {'type': 'EncoderDecoder'},
+             'test_dataloader': dataloader(), 'test_evaluator': {},
+             'test_cfg': {'type': 'TestLoop'}}
+    loop = dict(copy.deepcopy(plain), test_cfg={
+        'type': 'CorruptionTestLoop', 'corruptions': ['fog'],
+        'severities': [1], 'seed': 0, 'key': 'relative',
+        'overwrite': True, 'show_dir': 'x', 'show_num': 2})
+    assert fingerprint_test_setup(loop) == fingerprint_test_setup(plain)
+    loop['test_cfg']['fp16'] = True
+    assert fingerprint_test_setup(loop) != fingerprint_test_setup(plain)

@@ -1,5 +1,6 @@
-"""tools/test_corruption.py, dist_test_corruption.sh and robustness_table.py
-end to end on tiny demo data and a freshly built tiny model."""
+"""CorruptionTestLoop through tools/test_corruption.py, mmseg's
+tools/test.py and torchrun, and tools/robustness_table.py, end to end on
+tiny demo data and a freshly built tiny model."""
 from __future__ import annotations
 
 import glob
@@ -183,6 +184,16 @@ def test_robustness_table(run, tiny, capsys):
         printed
     assert printed.count('| 0.00 | 0.00 | 0.00 | 100.00 | 100.00 |') == 2
 
+    # The paper's shape keeps the baseline's columns.
+    assert table.main([json_path, json_path, '--names', 'AdamW', 'SPD',
+                       '--baseline', 'AdamW', '--paper', '--out-dir',
+                       out_dir]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(
+        '| Method | Clean | gaussian_noise | fog | Mean | Δ Clean | '
+        'Δ Mean | mCE (%) | rel. mCE (%) |')
+    assert printed.count('| 0.00 | 0.00 | 100.00 | 100.00 |') == 2
+
     # Another condition set: refused, or marked on request.
     data = dict(run['final'])
     data['conditions'] = [c for c in data['conditions']
@@ -259,8 +270,9 @@ def test_two_processes_give_the_same_numbers(run, tiny):
             if p))
     work = str(tiny['tmp'] / 'dist')
     proc = subprocess.run(
-        ['bash', 'tools/dist_test_corruption.sh', tiny['config'],
-         tiny['checkpoint'], '2', '--corruptions', 'gaussian_noise',
+        ['bash', 'tools/dist_run.sh', 'test_corruption.py', '2',
+         tiny['config'], tiny['checkpoint'], '--corruptions',
+         'gaussian_noise',
          '--severities', '5', '--seed', '3', '--work-dir', work,
          *options(tiny, str(tiny['tmp'] / 'rec_dist.jsonl'))],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
@@ -270,6 +282,52 @@ def test_two_processes_give_the_same_numbers(run, tiny):
     single = run['final']
     assert dist['clean'] == single['clean']
     assert dist['conditions'] == [single['conditions'][1]]
+
+
+def test_mmseg_test_py_runs_the_same_benchmark(run, tiny):
+    # mmseg's own tools/test.py (through mmspd's, which imports mmspd
+    # first) with the loop set from the command line: the same numbers,
+    # and a record that lets either route resume the other's work dir.
+    from mmspd.evaluation.loop import RESUME_KEYS
+    work = str(tiny['tmp'] / 'mmseg_test')
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join(
+                   p for p in (REPO_ROOT, TEST_DIR,
+                               os.environ.get('PYTHONPATH')) if p))
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', tiny['config'], tiny['checkpoint'],
+         '--work-dir', work, '--cfg-options',
+         'test_cfg.type=CorruptionTestLoop',
+         'test_cfg.corruptions=[gaussian_noise,fog]',
+         'test_cfg.severities=[1,5]', 'test_cfg.seed=3',
+         f'test_dataloader.dataset.data_root={tiny["data_root"]}',
+         f'custom_hooks.0.record={tiny["tmp"] / "rec_mmseg.jsonl"}'],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    ours, front = read_json(work), run['final']
+    assert ours['clean'] == front['clean']
+    assert ours['conditions'] == front['conditions']
+    assert ours['summary'] == front['summary']
+    for name in RESUME_KEYS:
+        assert ours['meta'][name] == front['meta'][name], name
+    assert {'robustness.csv', 'robustness.json', 'robustness.md',
+            'robustness.png'} <= set(os.listdir(work))
+
+
+@pytest.mark.parametrize('content', [b'not a checkpoint\n', b''])
+def test_file_that_is_no_checkpoint_is_refused_with_a_message(
+        tiny, tmp_path, capsys, content):
+    tool = load_tool('test_corruption')
+    path = tmp_path / 'weights.pth'
+    path.write_bytes(content)
+    rec = str(tmp_path / 'rec.jsonl')
+    assert tool.main(fresh_args(tiny, tmp_path / 'work', str(path)) +
+                     options(tiny, rec)) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {str(path)!r} cannot be loaded (" in err
+    assert 'Traceback' not in err
+    assert recorded(rec) == []
 
 
 def fresh_args(tiny, work, checkpoint=None, severities=('1', )):
@@ -323,14 +381,14 @@ def test_changed_checkpoint_contents_are_not_reused(tiny, tmp_path, capsys):
 
 def test_concurrent_run_on_the_same_work_dir_is_refused(tiny, tmp_path,
                                                         capsys):
-    from mmspd.evaluation import WorkDirLock
+    from mmspd.evaluation import work_dir_lock
     tool = load_tool('test_corruption')
     work = tmp_path / 'work'
     work.mkdir()
     rec = str(tmp_path / 'rec.jsonl')
-    with WorkDirLock(str(work)):
+    with work_dir_lock(str(work)):
         assert tool.main(fresh_args(tiny, work) + options(tiny, rec)) == 2
-    assert 'Another tools/test_corruption.py run is using work dir' in \
+    assert 'Another robustness run is using work dir' in \
         capsys.readouterr().err
     assert recorded(rec) == []
     assert not osp.exists(work / 'robustness.json')
@@ -374,7 +432,7 @@ def _small_image(root, images):
 
 
 @pytest.mark.parametrize('change, message', [
-    (_empty_split, 'lists no image (it is empty)'),
+    (_empty_split, 'The test set has no image (an empty split file?)'),
     (_garbage_image, '1 of 4 test images cannot be read as an image: '),
     (_small_image, '1 of 4 test images smaller than 32 pixels'),
 ])
@@ -472,7 +530,7 @@ def test_two_runs_started_together_lose_nothing(tiny, tmp_path, capsys):
         second = [tiny['config'], tiny['checkpoint'], '--corruptions',
                   'gaussian_noise', *common]
         assert tool.main(second + options(tiny, str(rec))) == 2
-        assert 'Another tools/test_corruption.py run is using work dir' \
+        assert 'Another robustness run is using work dir' \
             in capsys.readouterr().err
         output = first.communicate(timeout=300)[0]
         assert first.returncode == 0, output[-3000:]
