@@ -56,15 +56,17 @@ def refuse_sharded(params: Sequence[Tensor]) -> None:
     holds a shard of several layers and a DTensor a shard of one; the rule
     on a shard would decide per shard and rank.
     """
+    dtensor: type | tuple = ()
+    if torch.distributed.is_available():
+        try:
+            from torch.distributed.tensor import DTensor as dtensor
+        except ImportError:  # pragma: no cover - torch < 2.5
+            pass
     for param in params:
-        sharded = getattr(param, '_is_flat_param', False)
-        if not sharded and torch.distributed.is_available():
-            try:
-                from torch.distributed.tensor import DTensor
-            except ImportError:  # pragma: no cover - older torch
-                DTensor = ()
-            sharded = isinstance(param, DTensor)
-        if sharded:
+        # FSDP marks its flat parameters (FlatParameter is a Parameter
+        # with this flag); DTensor is a class of its own.
+        if getattr(param, '_is_flat_param', False) or isinstance(
+                param, dtensor):
             raise ValueError(
                 f'SPD got a sharded parameter ({type(param).__name__} of '
                 f'shape {tuple(param.shape)}, from FSDP or DTensor): it '
