@@ -255,10 +255,13 @@ def test_old_state_gets_new_group_keys(helpers):
     net = helpers.make_net()
     optimizer = AdamSPD(net.parameters(), lr=0.01, weight_decay=0.1)
     state = optimizer.__getstate__()
-    for key in ('amsgrad', 'anchor', 'foreach'):
+    for key in ('amsgrad', 'anchor', 'foreach', 'spd'):
         del state['param_groups'][0][key]
+    del state['defaults']['spd']
     optimizer.__setstate__(state)
     assert optimizer.param_groups[0]['anchor'] == 'init'
+    assert optimizer.param_groups[0]['spd'] is True
+    assert optimizer.defaults['spd'] is True
     helpers.train(net, optimizer, helpers.batches(2))
 
 
