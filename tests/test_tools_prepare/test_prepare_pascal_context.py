@@ -203,12 +203,20 @@ def test_bad_json_is_named(run, tmp_path, content, message):
     assert not (voc / 'SegmentationClassContext').exists()
 
 
+def test_missing_json_is_named(run, tmp_path):
+    voc = _voc_root(tmp_path, [])
+    result = run(voc, '--json', tmp_path / 'nowhere.json')
+    assert result.returncode == 1
+    assert f'--json file {tmp_path}/nowhere.json does not exist' in (
+        result.stderr)
+
+
 @pytest.mark.parametrize('args, message', [
     ((), 'give --json trainval_merged.json'),
     (('--json', 'x.json', '--labels', 'labels.txt'), 'give either --json'),
     (('--annotations', 'trainval'), 'give --json trainval_merged.json'),
 ])
-def test_a_route_must_be_chosen(run, tmp_path, args, message, capsys):
+def test_a_route_must_be_chosen(run, tmp_path, args, message):
     result = run(tmp_path, *args)
     assert result.returncode != 0
     assert message in result.stderr
