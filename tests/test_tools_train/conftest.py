@@ -31,13 +31,15 @@ def mmcv_ops() -> None:
                     f'({missing})')
 
 
-def tool_env() -> dict:
-    """Environment for a tool subprocess: CPU only, test hook importable."""
+def tool_env(cuda: bool = False) -> dict:
+    """Environment for a tool subprocess: CPU only unless ``cuda``, test
+    hook importable."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO_ROOT, TEST_DIR, env.get('PYTHONPATH')) if p)
     # The runs compare checkpoints bit for bit; one device keeps them so.
-    env['CUDA_VISIBLE_DEVICES'] = ''
+    if not cuda:
+        env['CUDA_VISIBLE_DEVICES'] = ''
     return env
 
 
@@ -81,6 +83,7 @@ class Tools:
     repo_root = REPO_ROOT
     test_dir = TEST_DIR
     tiny_config = TINY_CONFIG
+    tool_env = staticmethod(tool_env)
     run_tool = staticmethod(run_tool)
     train_cmd = staticmethod(train_cmd)
 
