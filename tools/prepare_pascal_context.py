@@ -389,12 +389,14 @@ def check_output(voc_root: str, out_dir: str) -> list:
 
 
 def add_release_args(parser: argparse.ArgumentParser,
-                     required: bool = True) -> None:
-    """Add ``voc_root``, ``--annotations``, ``--labels`` and ``--nproc``."""
+                     required: bool = True, note: str = '') -> None:
+    """Add ``voc_root``, ``--annotations`` (its help ending with
+    ``note``), ``--labels`` and ``--nproc``."""
     parser.add_argument('voc_root', help='VOCdevkit/VOC2010 folder')
     parser.add_argument(
         '--annotations', required=required,
-        help='folder of the PASCAL-Context .mat files (trainval.tar.gz)')
+        help='folder of the PASCAL-Context .mat files (trainval.tar.gz)'
+        + note)
     parser.add_argument(
         '--labels', required=required,
         help='labels.txt of the PASCAL-Context release')
@@ -405,8 +407,10 @@ def add_release_args(parser: argparse.ArgumentParser,
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
+        epilog=__doc__.split('\n\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_release_args(parser, required=False)
+    add_release_args(parser, required=False,
+                     note="; the fallback, whose labels are not mmseg's")
     parser.add_argument(
         '--json', help="PASCAL-Context's trainval_merged.json (Detail "
         "format): mmseg's labels")
