@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from . import fast, fog, glass
+from . import defocus, fast, fog, glass
 from .reference import reference_corruption
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -46,7 +46,7 @@ CORRUPTION_GROUPS: dict[str, tuple] = {
 # BGR images alike; the others run on RGB, converted to and fro.
 _FAST = {
     'gaussian_noise': fast.gaussian_noise,
-    'defocus_blur': fast.defocus_blur,
+    'defocus_blur': defocus.defocus_blur,
     'fog': fog.fog,
     'brightness': fast.brightness,
     'glass_blur': glass.glass_blur,
@@ -145,7 +145,8 @@ def get_corruption(name: str) -> Callable:
     """The function that applies corruption ``name``.
 
     The four default corruptions and glass_blur are mmspd's vectorised
-    versions (:mod:`mmspd.corruptions.fast`, :mod:`~.fog`, :mod:`~.glass`);
+    versions (:mod:`mmspd.corruptions.fast`, :mod:`~.defocus`, :mod:`~.fog`,
+    :mod:`~.glass`);
     the others run imagecorruptions 1.1.2 with the fixes of
     :mod:`mmspd.corruptions.reference`.
 

@@ -6,9 +6,10 @@ Corruptions and Perturbations", ICLR 2019; Michaelis et al., 2019) with the
 same severity parameters, but works on ``uint8`` arrays with float32 OpenCV /
 numpy arithmetic instead of float64 and scikit-image colour conversions.
 
-Deterministic corruptions (defocus blur, brightness) give the pixels of
-imagecorruptions within one grey level on at least 99.9% of pixels (float32
-against float64 rounding).
+Deterministic corruptions (brightness here, defocus blur in
+:mod:`mmspd.corruptions.defocus`) give the pixels of imagecorruptions
+within one grey level on at least 99.9% of pixels (float32 against float64
+rounding).
 Random ones draw from the same distributions, not the same random stream:
 Gaussian noise from a 65,536-level inverse-CDF table of the standard normal
 (bin means: mean 0, variance 1 - 1.5e-6; the 1/65,536 of draws beyond
@@ -38,7 +39,6 @@ import numpy as np
 
 # Severity parameters, copied from imagecorruptions 1.1.2.
 _GAUSSIAN_NOISE = (0.08, 0.12, 0.18, 0.26, 0.38)
-_DEFOCUS_BLUR = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
 _BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
@@ -164,116 +164,16 @@ def gaussian_noise(image: np.ndarray, severity: int,
     # Uniform indices into the quantile table: several times faster than
     # drawing normals.
     index = uniform_indices(rng, image.size).reshape(image.shape)
-    if channel_order == 'bgr':
-        index = index[..., ::-1]
     # mode='clip' (indices are in range anyway): 'raise' buffers the output.
     noise = noise_levels(severity).take(
         index, mode='clip', out=_scratch('noise', image.shape, np.int16))
+    if channel_order == 'bgr':
+        # Drawn in RGB order. cvtColor swaps 16-bit channels unsigned; a
+        # permutation keeps every bit.
+        noise = cv2.cvtColor(noise.view(np.uint16),
+                             cv2.COLOR_RGB2BGR).view(np.int16)
     # Saturating uint8 + int16 in one pass.
     return cv2.add(image, noise, dtype=cv2.CV_8U)
-
-
-def disk_kernel(radius: int, alias_blur: float) -> np.ndarray:
-    """The anti-aliased disk kernel of imagecorruptions' defocus blur.
-
-    Args:
-        radius (int): Disk radius in pixels.
-        alias_blur (float): Sigma of the Gaussian that smooths the disk edge.
-
-    Returns:
-        np.ndarray: float32 kernel that sums to one.
-    """
-    # imagecorruptions builds at least a 17 x 17 grid even for small radii.
-    half = max(radius, 8)
-    coords = np.arange(-half, half + 1)
-    xx, yy = np.meshgrid(coords, coords)
-    kernel = (xx**2 + yy**2 <= radius**2).astype(np.float32)
-    kernel /= kernel.sum()
-    ksize = (3, 3) if radius <= 8 else (5, 5)
-    return cv2.GaussianBlur(kernel, ksize=ksize, sigmaX=alias_blur)
-
-
-def _support(kernel: np.ndarray, tol: float = 1e-12) -> np.ndarray:
-    """The kernel cropped to its centred square of non-negligible taps.
-
-    With ``alias_blur=0.1`` the Gaussian leaves taps around 1e-22 on the
-    whole 17 x 17 grid; dropping them changes no output value.
-    """
-    centre = kernel.shape[0] // 2
-    rows, cols = np.nonzero(kernel > tol * kernel.max())
-    half = int(max(np.abs(rows - centre).max(), np.abs(cols - centre).max()))
-    return np.ascontiguousarray(kernel[centre - half:centre + half + 1,
-                                       centre - half:centre + half + 1])
-
-
-def separable_terms(kernel: np.ndarray,
-                    tol: float = 1e-7) -> list[tuple[np.ndarray, np.ndarray]]:
-    """An exact sum of separable filters equal to ``kernel``.
-
-    A disk has only as many distinct rows as its radius plus one, so its
-    anti-aliased kernel has low rank (3 to 7 here); its singular value
-    decomposition, cut where singular values vanish, gives that many
-    (column, row) filter pairs. Filtering with them costs ``2 * side *
-    rank`` multiplications per pixel instead of ``side**2``, and keeps
-    OpenCV off its slower DFT route for the larger kernels.
-
-    Args:
-        kernel (np.ndarray): 2-D kernel.
-        tol (float): Relative size below which a singular value is zero.
-
-    Returns:
-        list[tuple[np.ndarray, np.ndarray]]: ``(kx, ky)`` float32 pairs;
-        the kernel is ``sum(outer(ky, kx))``.
-    """
-    u, s, vt = np.linalg.svd(kernel.astype(np.float64))
-    rank = int((s > tol * s[0]).sum())
-    return [((vt[i] * math.sqrt(s[i])).astype(np.float32),
-             (u[:, i] * math.sqrt(s[i])).astype(np.float32))
-            for i in range(rank)]
-
-
-def defocus_blur(image: np.ndarray, severity: int,
-                 rng: np.random.RandomState = None,
-                 channel_order: str = 'rgb') -> np.ndarray:
-    """Convolution with an anti-aliased disk (deterministic).
-
-    Args:
-        image (np.ndarray): ``(H, W, 3)`` uint8 image.
-        severity (int): 1 to 5.
-        rng (np.random.RandomState, optional): Unused; accepted so every
-            corruption has the same signature. Defaults to None.
-        channel_order (str): ``'rgb'`` or ``'bgr'``, the order of
-            ``image``'s channels (and of the result's); both give the same
-            pixels. Defaults to ``'rgb'``.
-
-    Returns:
-        np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.
-    """
-    terms = _DEFOCUS_TERMS.get(severity)
-    if terms is None:
-        terms = _DEFOCUS_TERMS.setdefault(
-            severity,
-            separable_terms(_support(disk_kernel(*_DEFOCUS_BLUR[severity -
-                                                                1]))))
-    # A BGR image is blurred as the RGB image it holds: OpenCV's vector
-    # code and a row's scalar tail may round the last bit differently, and
-    # which values fall in the tail depends on their channel's place.
-    flip = channel_order == 'bgr'
-    source = _as_float32(image[..., ::-1] if flip else image)
-    # All channels at once; the default border (BORDER_REFLECT_101) is the
-    # one imagecorruptions' filter2D uses.
-    out = cv2.sepFilter2D(source, -1, *terms[0],
-                          dst=_scratch('blur', image.shape, np.float32))
-    part = _scratch('part', image.shape, np.float32)
-    for kx, ky in terms[1:]:
-        cv2.add(out, cv2.sepFilter2D(source, -1, kx, ky, dst=part), dst=out)
-    np.clip(out, 0, 255, out=out)
-    result = np.empty(image.shape, np.uint8)
-    np.copyto(result, out[..., ::-1] if flip else out, casting='unsafe')
-    return result
-
-
-_DEFOCUS_TERMS = {}
 
 
 def _brightness_table(shift: float) -> np.ndarray:
