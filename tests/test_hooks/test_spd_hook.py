@@ -276,3 +276,20 @@ def test_warns_when_every_strength_is_zero(tmp_path):
 def test_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         HOOKS.build(dict(type='SPDHook', **kwargs))
+
+
+def test_new_head_keeps_the_optimizers_own_decay(tmp_path):
+    # paramwise_cfg copies spd=False into the head's group: SGD's own
+    # decay there, SPD toward the anchors everywhere else.
+    cfg = copy.deepcopy(SGD)
+    cfg['paramwise_cfg']['custom_keys']['head'].update(spd=False,
+                                                       decay_mult=0.01)
+    runner = make_runner(tmp_path, cfg, 'head')
+    runner.train()
+    anchors = get_anchors(runner.optim_wrapper)
+    head = set(runner.model.head.parameters())
+    assert anchors and not head & anchors.keys()
+    assert set(runner.model.linear.parameters()) <= anchors.keys()
+    groups = [g for g in runner.optim_wrapper.optimizer.param_groups
+              if set(g['params']) & head]
+    assert all(g['weight_decay'] == pytest.approx(0.01) for g in groups)
