@@ -129,18 +129,23 @@ def test_optimizer_with_spd_is_left_alone(tmp_path):
     assert attachment.anchor == 'init'
 
 
-def test_optimizer_without_spd_stops_before_training(tmp_path):
-    cfg = {'type': 'OptimWrapper',
-           'optimizer': {'type': 'AdamL2SP', 'lr': 0.05,
-                         'weight_decay': 0.01}}
-    runner = make_runner(tmp_path, cfg, 'l2sp')
+@pytest.mark.parametrize('optimizer', [
+    {'type': 'AdamL2SP', 'lr': 0.05, 'weight_decay': 0.01},
+    {'type': 'Rprop', 'lr': 0.05},  # no weight_decay: no SPD strength
+], ids=['AdamL2SP', 'Rprop'])
+def test_optimizer_spd_cannot_run_on_stops_before_training(
+        tmp_path, optimizer):
+    cfg = {'type': 'OptimWrapper', 'optimizer': optimizer}
+    runner = make_runner(tmp_path, cfg, optimizer['type'])
+    weights = [p.detach().clone() for p in runner.model.parameters()]
     with pytest.raises(RuntimeError, match=(
             r'cannot apply SPD to the optimizer the config built '
-            r'\(OptimWrapper around AdamL2SP\).*'
+            rf"\(OptimWrapper around {optimizer['type']}\).*"
             r"remove dict\(type='SPDHook'\) from custom_hooks")):
         runner.train()
     assert runner.iter == 0
-    assert isinstance(runner.optim_wrapper.optimizer, AdamL2SP)
+    for before, after in zip(weights, runner.model.parameters()):
+        assert torch.equal(before, after)
 
 
 def test_replaced_optimizer_is_stopped_before_training(tmp_path):
