@@ -1,15 +1,17 @@
 """The multi-tensor path of the Selective Projection Decay rule.
 
 It copies the deviations of a list of tensors into one flat scratch buffer
-in which every tensor starts on a chunk boundary. Per-tensor sums and norms
-become chunk sums and chunk norms, reduced per tensor by a segmented sum
-of fixed order (:func:`_segment_levels`), and per-tensor factors become
-per-chunk factors applied to the whole buffer in one op. So the number of
-kernels per step does not depend on the number of tensors, nothing waits
-for the device (the condition ``c < 0`` is a 0/1 factor), and every sum is
-taken in the same order at every step and on every rank: no operator with
-atomic floating-point accumulation (``index_add_``, ``scatter_add_``) and
-no floating ``cumsum``, which CUDA scans in a varying order and
+in which every tensor starts on a chunk boundary. Per-tensor dot products
+become chunk sums, reduced per tensor by a segmented sum of fixed order
+(:func:`_segment_levels`); norms come from ``torch._foreach_norm`` on the
+views of the buffer (combined the same way for tensors split into
+pieces); per-tensor factors become per-chunk factors applied to the whole
+buffer in one op. So the number of kernels per step does not depend on
+the number of tensors, nothing waits for the device (the condition
+``c < 0`` is a 0/1 factor), and every sum is taken in the same order at
+every step and on every rank: no operator with atomic floating-point
+accumulation (``index_add_``, ``scatter_add_``) and no floating
+``cumsum``, which CUDA scans in a varying order and
 ``torch.use_deterministic_algorithms`` refuses. :func:`mmspd.optim._spd.
 spd_pre` and :func:`mmspd.optim._spd.spd_post` take this path when given
 an :class:`SPDWorkspace`.
@@ -71,10 +73,16 @@ class _Batch(NamedTuple):
 
 class _Plan(NamedTuple):
     batches: list[_Batch]
-    # Gather indices of the segmented sum from chunks (all batches in
-    # order) to tensors; see _segment_levels.
+    # Gather indices of the segmented sums (see _segment_levels) from the
+    # chunks, and from the pieces, of all batches in order to the tensors;
+    # no piece levels when no tensor is split (a piece per tensor).
     levels: list[Tensor]
-    split: bool  # whether some tensor is split into pieces
+    piece_levels: list[Tensor] | None
+
+    @property
+    def split(self) -> bool:
+        """Whether some tensor is split into pieces."""
+        return self.piece_levels is not None
 
 
 # Scratch memory is bounded: tensors are processed in batches of at most this
@@ -154,18 +162,19 @@ def _segment_levels(lengths: list[int]) -> list[list[int]]:
     return levels
 
 
-def _segment_sums(values: Tensor, plan: _Plan, count: int,
+def _segment_sums(values: Tensor, levels: list[Tensor], count: int,
                   zero: Tensor) -> Tensor:
-    """Per-tensor sums of per-chunk ``values``, always in the same order.
+    """Per-segment sums of ``values``, always in the same order.
 
     Args:
-        values (Tensor): One value per chunk of the plan, batches in order.
-        plan (_Plan): The plan the chunks belong to.
-        count (int): Number of tensors.
+        values (Tensor): The values of all segments, one after the other.
+        levels (list[Tensor]): Gather indices of the segments' lengths
+            (:func:`_segment_levels`).
+        count (int): Number of segments.
         zero (Tensor): A one-element zero of ``values``' dtype and device.
     """
     sums = torch.cat((values, zero))
-    for index in plan.levels:
+    for index in levels:
         sums = sums.index_select(0, index).view(-1, _FAN_IN).sum(1)
     return sums[:count]
 
@@ -206,7 +215,14 @@ def _plan(tensors: list[Tensor]) -> _Plan:
             size += pieces[k][2]
     levels = [_to_device(index, torch.long, device)
               for index in _segment_levels(chunks)]
-    plan = _Plan(batches, levels, len(pieces) > len(tensors))
+    piece_levels = None
+    if len(pieces) > len(tensors):
+        counts = [0] * len(tensors)
+        for i, _, _ in pieces:
+            counts[i] += 1
+        piece_levels = [_to_device(index, torch.long, device)
+                        for index in _segment_levels(counts)]
+    plan = _Plan(batches, levels, piece_levels)
     _plans[key] = plan
     return plan
 
@@ -307,11 +323,15 @@ class _Filled(NamedTuple):
 
 
 def _fill(workspace: SPDWorkspace, pieces: list[Tensor],
-          anchors: list[Tensor] | None, batch: _Batch) -> _Filled:
-    """Write ``pieces - anchors`` into the buffer, padding zeroed."""
+          anchors: list[Tensor] | None, batch: _Batch,
+          zero_pads: bool = True) -> _Filled:
+    """Write ``pieces - anchors`` into the buffer.
+
+    The padding is zeroed for chunk sums, unless ``zero_pads`` is False.
+    """
     flat, views, pads = workspace.views(pieces, batch)
     if pieces[0].dtype == flat.dtype:
-        if pads:
+        if pads and zero_pads:
             # Other tensor lists share the buffer: padding is re-zeroed.
             torch._foreach_zero_(pads)
         torch._foreach_copy_(views, pieces)
@@ -322,7 +342,7 @@ def _fill(workspace: SPDWorkspace, pieces: list[Tensor],
     # a list op mixing dtypes would run a kernel per tensor on CUDA.
     low, low_views, low_pads = workspace.views(pieces, batch,
                                                pieces[0].dtype)
-    if low_pads:
+    if low_pads and zero_pads:
         torch._foreach_zero_(low_pads)
     torch._foreach_copy_(low_views, pieces)
     flat.copy_(low)
@@ -332,18 +352,16 @@ def _fill(workspace: SPDWorkspace, pieces: list[Tensor],
     return _Filled(flat, views, (low, low_views))
 
 
-def _chunk_norms(flat: Tensor) -> Tensor:
-    return torch.linalg.vector_norm(flat.view(-1, _CHUNK), dim=1)
-
-
-def _tensor_norms(chunk_norms: list[Tensor], plan: _Plan, count: int,
+def _tensor_norms(piece_norms: list[Tensor], plan: _Plan, count: int,
                   workspace: SPDWorkspace) -> Tensor:
-    """Per-tensor norms from the norms of their chunks."""
-    norms = _cat(chunk_norms)
+    """Per-tensor norms from the norms of their pieces, batches in order."""
+    norms = _cat(piece_norms)
+    if plan.piece_levels is None:
+        return norms
     # Squares summed in float64 (where the device has it): no underflow.
     wide = torch.float64 if norms.device.type != 'mps' else norms.dtype
     squares = norms.to(wide).square()
-    return _segment_sums(squares, plan, count,
+    return _segment_sums(squares, plan.piece_levels, count,
                          workspace.zero(squares)).sqrt().to(norms.dtype)
 
 
@@ -357,7 +375,7 @@ def _multi_pre(params: list[Tensor], grads: list[Tensor],
         filled = _fill(workspace, pieces,
                        None if anchors is None else _pieces(anchors, batch),
                        batch)
-        norms.append(_chunk_norms(filled.flat))
+        norms.append(torch.stack(torch._foreach_norm(filled.views)))
         if filled.low is None:
             torch._foreach_mul_(filled.views, _pieces(grads, batch))
         else:
@@ -367,7 +385,7 @@ def _multi_pre(params: list[Tensor], grads: list[Tensor],
         # Pieces start on chunk boundaries and padding is zero.
         dots.append(filled.flat.view(-1, _CHUNK).sum(1))
     chunk_dots = _cat(dots)
-    dot = _segment_sums(chunk_dots, plan, len(params),
+    dot = _segment_sums(chunk_dots, plan.levels, len(params),
                         workspace.zero(chunk_dots))
     return SPDContext(-dot, _tensor_norms(norms, plan, len(params),
                                           workspace))
@@ -399,10 +417,11 @@ def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
     plan = _plan(params)
     norms, filled = [], None
     for batch in plan.batches:
+        # Norms of the views only: the padding may hold anything here.
         filled = _fill(workspace, _pieces(params, batch),
                        None if anchors is None else _pieces(anchors, batch),
-                       batch)
-        norms.append(_chunk_norms(filled.flat))
+                       batch, zero_pads=False)
+        norms.append(torch.stack(torch._foreach_norm(filled.views)))
     cur = _tensor_norms(norms, plan, len(params), workspace)
     scale, ratio, selected = spd_factor(ctx.c, ctx.prev, cur,
                                         _strengths(lam, cur))
@@ -417,7 +436,8 @@ def _multi_post(params: list[Tensor], anchors: list[Tensor] | None,
         if index != last:
             filled = _fill(
                 workspace, pieces,
-                None if anchors is None else _pieces(anchors, batch), batch)
+                None if anchors is None else _pieces(anchors, batch), batch,
+                zero_pads=False)
         # s * (theta_new - a) for every tensor at once, then one subtraction:
         # theta_new - s * (theta_new - a).
         chunk_scale = scale.index_select(0, batch.owners)

@@ -238,13 +238,12 @@ def test_segment_sums(lengths):
     values = torch.randn(sum(lengths), generator=gen, dtype=torch.float64)
     levels = [torch.tensor(index)
               for index in spd_impl._segment_levels(lengths)]
-    plan = spd_impl._Plan([], levels, False)
     zero = values.new_zeros(1)
-    sums = spd_impl._segment_sums(values, plan, len(lengths), zero)
+    sums = spd_impl._segment_sums(values, levels, len(lengths), zero)
     expected = torch.stack([part.sum() for part in values.split(lengths)])
     torch.testing.assert_close(sums, expected, rtol=1e-12, atol=1e-12)
     assert torch.equal(
-        spd_impl._segment_sums(values, plan, len(lengths), zero), sums)
+        spd_impl._segment_sums(values, levels, len(lengths), zero), sums)
     # One level per factor of _FAN_IN in the longest segment, at least one.
     depth = 1
     while spd_impl._FAN_IN**depth < max(lengths):
