@@ -5,7 +5,7 @@ photograph (scikit-image's astronaut, resized to each ``--sizes``):
 
 - ``imagecorr.``: ``imagecorruptions.corrupt`` on the RGB image;
 - ``bare``: ``mmspd.corruptions.corrupt`` on the RGB image, with the
-  image's ``RandomState``;
+  image's ``RandomState`` (``reseeded_state(seed)``, as the transform);
 - ``transform``: the ``ImageCorruption`` pipeline step, built from mmseg's
   ``TRANSFORMS`` and called on the BGR image as ``LoadImageFromFile``
   gives it (its seeding, colour order and checks included).
@@ -45,6 +45,7 @@ from mmspd.corruptions import (  # noqa: E402
     compatible_imagecorruptions,
     corrupt,
     image_seed,
+    reseeded_state,
     resolve_corruptions,
 )
 
@@ -122,7 +123,7 @@ def _routes(image: np.ndarray, name: str, severity: int) -> dict:
     return {
         'imagecorr.': lambda: reference(image, name, severity, seed),
         'bare': lambda: corrupt(image, name, severity,
-                                np.random.RandomState(seed)),
+                                reseeded_state(seed)),
         'transform': lambda: transform({
             'img': bgr,
             'img_path': IMAGE_PATH

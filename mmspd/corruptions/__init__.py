@@ -20,6 +20,7 @@ from .api import (
     get_corruption,
     image_key,
     image_seed,
+    reseeded_state,
     resolve_corruptions,
 )
 from .reference import (
@@ -49,6 +50,7 @@ __all__ = [
     'image_key',
     'image_seed',
     'reference_corruption',
+    'reseeded_state',
     'resolve_corruptions',
     'seeded_global_state',
 ]

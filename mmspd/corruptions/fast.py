@@ -1,10 +1,12 @@
-"""Vectorised re-implementations of imagecorruptions 1.1.2 corruptions.
+"""Fast Gaussian noise and brightness, and the helpers of every fast
+corruption (these, :mod:`~.defocus` and :mod:`~.fog`).
 
 Each function follows the definition in ``imagecorruptions/corruptions.py``
 (Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common
 Corruptions and Perturbations", ICLR 2019; Michaelis et al., 2019) with the
-same severity parameters, but works on ``uint8`` arrays with float32 OpenCV /
-numpy arithmetic instead of float64 and scikit-image colour conversions.
+same severity parameters, but works on ``uint8`` arrays with float32 or
+integer OpenCV / numpy arithmetic instead of float64 and scikit-image
+colour conversions.
 
 Deterministic corruptions (brightness here, defocus blur in
 :mod:`mmspd.corruptions.defocus`) give the pixels of imagecorruptions

@@ -13,6 +13,7 @@ from mmspd.corruptions import (
     corrupt,
     image_key,
     image_seed,
+    reseeded_state,
 )
 
 
@@ -56,9 +57,9 @@ class ImageCorruption(BaseTransform):
 
     - img: replaced by the corrupted image, a new array in
       ``channel_order``.
-    - img_shape: set to the corrupted image's ``(height, width)``, which
-      are the input's (no corruption resizes), so only a pipeline that had
-      not set ``img_shape`` yet sees it change.
+    - img_shape: set to the corrupted image's ``(height, width)``. No
+      corruption resizes, so the value changes only where the pipeline
+      had none or a stale one.
 
     Args:
         corruption (str): One of
@@ -107,7 +108,7 @@ class ImageCorruption(BaseTransform):
                 f'{getattr(img, "dtype", type(img))} for {path}; place it '
                 'before any transform that converts the image to float '
                 '(and do not load with to_float32=True)')
-        rng = np.random.RandomState(
+        rng = reseeded_state(
             image_seed(self.seed, image_key(path, self.key, self.root),
                        self.corruption, self.severity))
         try:

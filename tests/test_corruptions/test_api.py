@@ -17,6 +17,7 @@ from mmspd.corruptions import (
     get_corruption,
     image_key,
     image_seed,
+    reseeded_state,
     resolve_corruptions,
 )
 from mmspd.utils import import_imagecorruptions
@@ -168,6 +169,24 @@ def test_image_key_is_relative_to_the_dataset_root():
     assert image_key('/mnt/copy/train/x/0001.jpg', root='/mnt/copy/') == a
     assert image_key('data/voc/val/y/0001.jpg', root='data/voc') == b
     assert image_key('data/voc/a.jpg') == 'data/voc/a.jpg'  # no root
+
+
+def test_reseeded_state_is_a_fresh_random_state():
+    for seed in (0, 1, 2**32 - 1):
+        state = reseeded_state(seed)
+        expected = np.random.RandomState(seed)
+        assert state.standard_normal() == expected.standard_normal()
+        # A cached second normal and advanced draws must not survive.
+        state = reseeded_state(seed)
+        fresh = np.random.RandomState(seed).get_state(legacy=False)
+        got = state.get_state(legacy=False)
+        assert got['has_gauss'] == fresh['has_gauss'] == 0
+        np.testing.assert_array_equal(got['state']['key'],
+                                      fresh['state']['key'])
+        assert got['state']['pos'] == fresh['state']['pos']
+        np.testing.assert_array_equal(
+            state.randint(0, 256, 100),
+            np.random.RandomState(seed).randint(0, 256, 100))
 
 
 def test_image_seed_is_the_same_in_every_process():
