@@ -25,9 +25,9 @@ _base_ = [
     '../_base_/schedules/schedule_80k.py',
 ]
 custom_imports = dict(imports=['mmspd'], allow_failed_imports=False)
-# MMEngine's Runner, except that load_from, resume and tools/test.py read
-# MMEngine checkpoints on torch >= 2.6 (mmspd.utils.SafeLoadRunner).
-runner_type = 'SafeLoadRunner'
+# load_from, --resume and tools/test.py read MMEngine checkpoints on
+# torch >= 2.6 (mmspd.utils.SafeLoadHook); merged into the bases' hooks.
+default_hooks = dict(safe_load=dict(type='SafeLoadHook'))
 
 crop_size = (480, 480)
 num_classes = 59

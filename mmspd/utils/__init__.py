@@ -21,5 +21,5 @@ def _importable(name: str) -> bool:
 
 
 if _importable('mmengine'):
-    from .safe_load_runner import SafeLoadRunner
-    __all__ += ['SafeLoadRunner']
+    from .safe_load_hook import SafeLoadHook
+    __all__ += ['SafeLoadHook']

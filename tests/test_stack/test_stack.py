@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmspd.utils import SafeLoadRunner
+import mmspd  # noqa: F401  registers SafeLoadHook
 
 NUM_CLASSES = 5
 TINY_SEGMENTOR = dict(
@@ -97,9 +97,8 @@ def test_tiny_swin_upernet_forward_backward():
     assert preds[0].pred_sem_seg.data.shape == (1, 32, 32)
 
 
-def _runner(work_dir, max_iters: int, runner: type = Runner,
-            **kwargs) -> Runner:
-    return runner(
+def _runner(work_dir, max_iters: int, **kwargs) -> Runner:
+    return Runner(
         model=copy.deepcopy(TINY_SEGMENTOR),
         work_dir=str(work_dir),
         train_dataloader=dict(
@@ -111,7 +110,8 @@ def _runner(work_dir, max_iters: int, runner: type = Runner,
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
         default_hooks=dict(
             checkpoint=dict(
-                type='CheckpointHook', by_epoch=False, interval=2)),
+                type='CheckpointHook', by_epoch=False, interval=2),
+            safe_load=dict(type='SafeLoadHook')),
         default_scope='mmseg',
         randomness=dict(seed=0),
         **kwargs)
@@ -126,14 +126,13 @@ def test_runner_iteration(tmp_path):
 
 
 def test_resume_under_installed_torch(tmp_path):
-    """mmengine 0.10.7 resumes its own checkpoints on torch >= 2.6, built
-    as mmspd's configs build it (``runner_type='SafeLoadRunner'``)."""
+    """mmengine 0.10.7 resumes its own checkpoints on torch >= 2.6 with
+    the hook mmspd's configs add (``SafeLoadHook``)."""
     _runner(tmp_path, max_iters=2).train()
     checkpoint = tmp_path / 'iter_2.pth'
     assert checkpoint.is_file()
 
-    resumed = _runner(tmp_path, max_iters=4, runner=SafeLoadRunner,
-                      resume=True)
+    resumed = _runner(tmp_path, max_iters=4, resume=True)
     resumed.train()
     assert resumed.iter == 4
 

@@ -4,9 +4,6 @@
 # saves once, at the end. Configs set ``max_iters`` in these places.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmspd'], allow_failed_imports=False)
-# MMEngine's Runner, except that load_from, resume and tools/test.py read
-# MMEngine checkpoints on torch >= 2.6 (mmspd.utils.SafeLoadRunner).
-runner_type = 'SafeLoadRunner'
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 
@@ -23,4 +20,7 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=max_iters,
         max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # load_from, --resume and tools/test.py read MMEngine checkpoints on
+    # torch >= 2.6 (mmspd.utils.SafeLoadHook).
+    safe_load=dict(type='SafeLoadHook'))

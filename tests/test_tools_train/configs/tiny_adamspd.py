@@ -48,7 +48,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    safe_load=dict(type='SafeLoadHook'))  # resume on torch >= 2.6
 custom_hooks = [
     dict(type='SPDHook'),
     dict(type='SPDStatsHook', interval=1),
