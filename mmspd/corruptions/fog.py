@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fast import _as_float32, _generator, _to_uint8
+from .fast import _generator, _scratch, _to_uint8
 
 # Severity parameters (strength, wibble decay), from imagecorruptions 1.1.2.
 _FOG = ((1.5, 2.), (2., 2.), (2.5, 1.7), (2.5, 1.5), (3., 1.4))
@@ -139,7 +139,7 @@ def fog(image: np.ndarray, severity: int, rng: np.random.RandomState,
     # scale so the image needs no division.
     gain = np.float32(max_val / (max_val + strength))
     haze *= np.float32(strength * 255.)
-    out = _as_float32(image)
-    out += haze[..., None]
+    out = np.add(image, haze[..., None],
+                 out=_scratch('float', image.shape, np.float32))
     out *= gain
     return _to_uint8(out)
