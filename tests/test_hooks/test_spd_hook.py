@@ -62,7 +62,9 @@ def make_runner(tmp_path, optim_wrapper, name, max_iters=4, run=0,
                          'by_epoch': False, 'begin': 0, 'end': 4},
         custom_hooks=list(hooks),
         default_hooks={'checkpoint': {'type': 'CheckpointHook',
-                                      'interval': 4, 'by_epoch': False}},
+                                      'interval': 4, 'by_epoch': False},
+                       # resume and load_from on torch >= 2.6
+                       'safe_load': {'type': 'SafeLoadHook'}},
         experiment_name=f'{name}_{run}',
         **kwargs)
 
@@ -161,21 +163,7 @@ def test_replaced_optimizer_is_stopped_before_training(tmp_path):
         hook.before_train(runner)
 
 
-@pytest.fixture
-def trusted_loads(monkeypatch):
-    """Let MMEngine load the checkpoints these tests wrote in full.
-
-    How torch >= 2.6 loads MMEngine checkpoints is not what these tests
-    check; the files are the tests' own.
-    """
-    load = torch.load
-    monkeypatch.setattr(
-        torch, 'load',
-        lambda *args, **kwargs: load(*args, **{**kwargs,
-                                               'weights_only': False}))
-
-
-def test_resume_through_runner_continues_exactly(tmp_path, trusted_loads):
+def test_resume_through_runner_continues_exactly(tmp_path):
     straight = make_runner(tmp_path, SGD, 'straight', max_iters=8)
     straight.train()
     first = make_runner(tmp_path, SGD, 'resumed', max_iters=4)
@@ -194,7 +182,7 @@ def test_resume_through_runner_continues_exactly(tmp_path, trusted_loads):
         assert torch.equal(a, b)
 
 
-def test_load_from_weights_become_the_anchors(tmp_path, trusted_loads):
+def test_load_from_weights_become_the_anchors(tmp_path):
     source = make_runner(tmp_path, SGD, 'source', max_iters=4)
     source.train()
     loaded = {name: p.detach().clone()
