@@ -40,6 +40,7 @@ SPD_LINES = f"""
 custom_imports = dict(imports=['mmspd'], allow_failed_imports=False)
 custom_hooks = [dict(type='SPDHook'), dict(type='SPDStatsHook', interval=1)]
 optim_wrapper = dict(optimizer=dict(weight_decay={LAMBDA}))
+default_hooks = dict(safe_load=dict(type='SafeLoadHook'))
 """
 
 
