@@ -1,10 +1,13 @@
 """SafeLoadHook: MMEngine's Runner loads, resumes from and tests its own
 checkpoints on the installed torch (weights-only by default from torch
 2.6), with the allow-list held only while the checkpoint is loaded."""
+import glob
+import os.path as osp
 import pickle
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
@@ -14,6 +17,9 @@ from torch import nn
 
 import mmspd  # noqa: F401  registers SafeLoadHook
 
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SHIPPED = sorted(glob.glob(osp.join(REPO, 'configs', 'swin', '*.py')) +
+                 glob.glob(osp.join(REPO, 'demo', 'configs', '*.py')))
 # torch.load's weights_only defaults to True from torch 2.6 on.
 WEIGHTS_ONLY_DEFAULT = torch.__version__ >= (2, 6)
 SAFE_LOAD = dict(safe_load=dict(type='SafeLoadHook'))
@@ -144,3 +150,10 @@ def test_without_the_hook_the_runner_cannot_resume_here(tmp_path):
     runner = _runner(tmp_path, max_iters=4, hooks={}, resume=True)
     with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
         runner.train()
+
+
+
+@pytest.mark.parametrize('path', SHIPPED, ids=osp.basename)
+def test_every_config_has_the_hook(path):
+    assert Config.fromfile(path).default_hooks.safe_load == dict(
+        type='SafeLoadHook')
