@@ -50,15 +50,18 @@ def _fractal(mapsize: int, wibbledecay: float,
     heights = np.zeros((mapsize, mapsize), dtype=np.float32)
     # All offsets in one call: the same numbers, in the same order, as one
     # call per step (3 n**2 at the step with n x n corners).
-    uniforms = rng.random(mapsize * mapsize - 1, dtype=np.float32)
-    work = np.empty((5, (mapsize // 2)**2), dtype=np.float32)
+    uniforms = rng.random(
+        dtype=np.float32,
+        out=_scratch('uniforms', (mapsize * mapsize - 1, ), np.float32))
+    work = _scratch('fractal', (5, (mapsize // 2)**2), np.float32)
     start, step, wibble = 0, mapsize, 100.
     while step >= 2:
         half, n = step // 2, mapsize // step
         offsets = uniforms[start:start + 3 * n * n].reshape(3, n, n)
         start += 3 * n * n
-        # wibble * uniform(-wibble, wibble), and below total / 4 + offset,
-        # as imagecorruptions computes them (same float32 operations).
+        # wibble * uniform(-wibble, wibble) and, below, total / 4 + offset.
+        # Every operation rounds to float32, in this order: another order
+        # would give other pixels.
         offsets *= np.float32(2 * wibble * wibble)
         offsets -= np.float32(wibble * wibble)
         corners, down, square, top, spare = (w[:n * n].reshape(n, n)
