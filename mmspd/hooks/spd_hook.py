@@ -114,7 +114,13 @@ class SPDHook(Hook):
                     'optimizer with a weight_decay (the SPD strength), '
                     "such as AdamW, Adam or SGD, or type='AdamSPD'; or "
                     f'{_REMOVE}.') from error
-            attached.append(_describe(name, wrapper))
+            groups = optimizer.param_groups
+            strengths = sorted({g.get('weight_decay') or 0.0 for g in groups
+                                if g.get('spd', True)})
+            attached.append(
+                f'{_describe(name, wrapper)} (SPD strengths, i.e. '
+                f'weight_decay, in its {len(groups)} param groups: '
+                f'{", ".join(f"{lam:g}" for lam in strengths)})')
         if attached:
             runner.logger.info('SPDHook: SPD attached to '
                                f'{"; ".join(attached)}')

@@ -101,6 +101,10 @@ def test_hook_turns_spd_on_and_keeps_every_group(tmp_path):
     assert len({g[0] for g in groups_of(runner.optim_wrapper)}) == 2
     assert get_anchors(runner.optim_wrapper)
     assert float(spd_statistics(runner.optim_wrapper)['deviation']) > 0
+    log = next((tmp_path / 'hook').rglob('*.log')).read_text()
+    assert ('SPDHook: SPD attached to OptimWrapper around SGD (SPD '
+            'strengths, i.e. weight_decay, in its 6 param groups: 0, 1)'
+            ) in log
     # The same mechanism as the constructor: the same weights, bit for bit.
     built = make_runner(tmp_path, CONSTRUCTOR, 'constructor', hooks=())
     built.train()
