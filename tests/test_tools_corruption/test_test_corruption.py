@@ -330,6 +330,34 @@ def test_file_that_is_no_checkpoint_is_refused_with_a_message(
     assert recorded(rec) == []
 
 
+def test_training_checkpoint_of_a_config_without_safe_load_hook(
+        tiny, tmp_path):
+    # What tools/train.py saves holds MMEngine's HistoryBuffer, which
+    # torch >= 2.6 refuses to unpickle unless allowed; a config of the
+    # model zoo has no SafeLoadHook, so the tool adds it.
+    import torch
+    from mmengine.logging import HistoryBuffer
+    tool = load_tool('test_corruption')
+    state = torch.load(tiny['checkpoint'], map_location='cpu')
+    loss = HistoryBuffer()
+    loss.update(1.)
+    state['message_hub'] = {'log_scalars': {'loss': loss}}
+    checkpoint = str(tmp_path / 'iter_2.pth')
+    torch.save(state, checkpoint)
+    config = tmp_path / 'zoo_like.py'
+    config.write_text(
+        f'_base_ = [{tiny["config"]!r}]\n'
+        'default_hooks = dict(\n'
+        '    _delete_=True, logger=dict(type="LoggerHook", interval=1),\n'
+        '    visualization=dict(type="SegVisualizationHook"))\n')
+    rec = str(tmp_path / 'rec.jsonl')
+    args = fresh_args(tiny, tmp_path / 'work', checkpoint) + options(
+        tiny, rec)
+    args[0] = str(config)
+    assert tool.main(args) == 0
+    assert recorded(rec) == ['clean', 'brightness-1']
+
+
 def fresh_args(tiny, work, checkpoint=None, severities=('1', )):
     return [tiny['config'], checkpoint or tiny['checkpoint'],
             '--corruptions', 'brightness', '--severities', *severities,
