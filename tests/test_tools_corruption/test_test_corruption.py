@@ -289,28 +289,40 @@ def test_mmseg_test_py_runs_the_same_benchmark(run, tiny):
     # first) with the loop set from the command line: the same numbers,
     # and a record that lets either route resume the other's work dir.
     from mmspd.evaluation.loop import RESUME_KEYS
-    work = str(tiny['tmp'] / 'mmseg_test')
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
                    p for p in (REPO_ROOT, TEST_DIR,
                                os.environ.get('PYTHONPATH')) if p))
-    proc = subprocess.run(
-        [sys.executable, 'tools/test.py', tiny['config'], tiny['checkpoint'],
-         '--work-dir', work, '--cfg-options',
-         'test_cfg.type=CorruptionTestLoop',
-         'test_cfg.corruptions=[gaussian_noise,fog]',
-         'test_cfg.severities=[1,5]', 'test_cfg.seed=3',
-         f'test_dataloader.dataset.data_root={tiny["data_root"]}',
-         f'custom_hooks.0.record={tiny["tmp"] / "rec_mmseg.jsonl"}'],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-5000:]
+
+    def test_py(work: str, record: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, 'tools/test.py', tiny['config'],
+             tiny['checkpoint'], '--work-dir', work, '--cfg-options',
+             'test_cfg.type=CorruptionTestLoop',
+             'test_cfg.corruptions=[gaussian_noise,fog]',
+             'test_cfg.severities=[1,5]', 'test_cfg.seed=3',
+             f'test_dataloader.dataset.data_root={tiny["data_root"]}',
+             f'custom_hooks.0.record={record}'],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-5000:]
+
+    work = str(tiny['tmp'] / 'mmseg_test')
+    test_py(work, str(tiny['tmp'] / 'rec_mmseg.jsonl'))
+    assert recorded(tiny['tmp'] / 'rec_mmseg.jsonl') == [
+        'clean', 'gaussian_noise-1', 'gaussian_noise-5', 'fog-1', 'fog-5']
     ours, front = read_json(work), run['final']
     assert ours['clean'] == front['clean']
     assert ours['conditions'] == front['conditions']
     assert ours['summary'] == front['summary']
     for name in RESUME_KEYS:
         assert ours['meta'][name] == front['meta'][name], name
+    # So tools/test.py resumes the work dir of tools/test_corruption.py.
+    resumed = str(tiny['tmp'] / 'mmseg_resume')
+    shutil.copytree(run['work'], resumed)
+    test_py(resumed, str(tiny['tmp'] / 'rec_mmseg_resume.jsonl'))
+    assert recorded(tiny['tmp'] / 'rec_mmseg_resume.jsonl') == []
+    assert read_json(resumed)['conditions'] == front['conditions']
     assert {'robustness.csv', 'robustness.json', 'robustness.md',
             'robustness.png'} <= set(os.listdir(work))
 
