@@ -88,11 +88,14 @@ def load(path: str) -> dict:
 
 
 class Run:
-    """mmseg's tools/train.py on a config, in a process of its own."""
+    """mmseg's tools/train.py (or test.py) in a process of its own."""
 
     def __init__(self, tools, config: str, work_dir: str, *extra: str,
-                 cuda: bool = False) -> None:
-        self.args = [sys.executable, mmseg_tool_path('train.py'), config,
+                 cuda: bool = False, checkpoint: str | None = None) -> None:
+        # With a checkpoint, tools/test.py tests it.
+        tool = ['test.py', config, checkpoint] if checkpoint else [
+            'train.py', config]
+        self.args = [sys.executable, mmseg_tool_path(tool[0]), *tool[1:],
                      '--work-dir', work_dir, *extra]
         self.work_dir = work_dir
         self.log_path = f'{work_dir}.log'
@@ -132,6 +135,7 @@ class ZooRuns:
         self.tools = tools
         self.root = root
         self._plain: dict[str, Run | tuple] = {}
+        self._spd: dict[str, tuple] = {}
 
     def folder(self, name: str, *extra: str, cuda: bool = False) -> str:
         """The folder of ``tiny.py`` and ``data/`` of a zoo entry."""
@@ -150,6 +154,17 @@ class ZooRuns:
                 self.tools, str(folder / 'tiny.py'),
                 str(folder / f'plain{len(self._plain)}'), *extra, cuda=cuda)
         return str(folder)
+
+    def spd(self, name: str) -> tuple[str, str, str, dict]:
+        """The config with SPD_LINES, trained: config, work dir, log and
+        checkpoint of iteration 2."""
+        if name not in self._spd:
+            folder = self.folder(name)
+            config = child_config(folder, 'spd', SPD_LINES)
+            work_dir = osp.join(folder, 'spd')
+            self._spd[name] = (config, work_dir,
+                               *Run(self.tools, config, work_dir).finish())
+        return self._spd[name]
 
     def plain(self, name: str, *extra: str) -> dict:
         """The checkpoint of the shrunk config trained as it is."""
@@ -206,11 +221,9 @@ def assert_spd_ran(plain: dict, spd: dict, log: str) -> None:
 
 @pytest.mark.parametrize('name', ['beit', 'segformer', 'deeplabv3plus'])
 def test_spd_hook_keeps_the_zoo_config_groups(name, zoo, tools):
-    folder = zoo.folder(name)
-    spd_config = child_config(folder, 'spd', SPD_LINES)
-    log, spd = Run(tools, spd_config, osp.join(folder, 'spd')).finish()
+    _, _, log, spd = zoo.spd(name)
     plain = zoo.plain(name)
-    assert_same_groups(plain, spd, base_weight_decay(folder))
+    assert_same_groups(plain, spd, base_weight_decay(zoo.folder(name)))
     assert_spd_ran(plain, spd, log)
     lrs = {group['lr'] for group in plain['optimizer']['param_groups']}
     if name in ('beit', 'segformer'):

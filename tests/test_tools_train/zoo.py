@@ -32,8 +32,9 @@ LAYOUTS = {
                 'gtFine_labelTrainIds.png'),
         splits={'train': 'train', 'val': 'val'},
         classes=19,
-        # Cityscapes' 1:2 aspect (1024x2048 divided by 16).
-        shape=(64, 128)),
+        # Cityscapes' 1:2 aspect (1024x2048 divided by 10.7): not square,
+        # no power of 2, as corruptions (fog) must handle.
+        shape=(96, 192)),
 }
 
 
