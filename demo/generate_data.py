@@ -16,7 +16,7 @@ import sys
 # The demo is not installed: import it from the checkout.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from demo.data import (  # noqa: E402
+from demo.data import (
     DEMO_SIZES,
     DOMAINS,
     SPLITS,

@@ -40,11 +40,15 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from demo.data import DEMO_SIZES  # noqa: E402
-from demo.scheduler import DemoError, read_json, run_stages  # noqa: E402
-from demo.scheduler import write_json  # noqa: E402
-from demo.stages import Plan  # noqa: E402
-from demo.summary import write_summary  # noqa: E402
+from demo.data import DEMO_SIZES
+from demo.scheduler import (
+    DemoError,
+    read_json,
+    run_stages,
+    write_json,
+)
+from demo.stages import Plan
+from demo.summary import write_summary
 
 # The full demo (docs/demo.md records a run).
 FULL = {

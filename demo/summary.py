@@ -178,21 +178,21 @@ def format_summary(data: dict, settings: dict) -> str:
                   _cell([r['deviation'] for r in runs], 2)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     first = settings['seeds'][0]
+    seeds = ', '.join(map(str, settings['seeds']))
+    severities = ', '.join(map(str, settings['severities']))
+    legend = (
+        f'Fine-tuned rows: mean ± sample std over seeds {seeds}; the '
+        "pre-trained row is one model. mIoU in %. ID: the target's clean "
+        'test split. OOD: scenes in held-out appearances. Corruption '
+        'columns: mIoU on the target test split averaged over severities '
+        f'{severities}; mPC: their mean; rPC = 100 mPC / ID. Deviation: '
+        '|theta - theta_pre| / |theta_pre| over all parameters, in %.')
+    choice = (f'Seed {first}, every grid value. Only the val mIoU chose '
+              'lambda; the OOD column is shown, not used.')
     out = [
         '# mmspd demo: broad pre-training, narrow fine-tuning', '', *lines,
-        '',
-        'Fine-tuned rows: mean ± sample std over seeds ' +
-        ', '.join(map(str, settings['seeds'])) + '; the pre-trained row is '
-        "one model. mIoU in %. ID: the target's clean test split. "
-        'OOD: scenes in held-out appearances. Corruption columns: mIoU '
-        'on the target test split averaged over severities ' +
-        ', '.join(map(str, settings['severities'])) + '; mPC: their mean; '
-        'rPC = 100 mPC / ID. Deviation: |theta - theta_pre| / '
-        '|theta_pre| over all parameters, in %.', '',
-        '## Lambda, chosen on the target val split', '',
-        f'Seed {first}, every grid value. Only the val mIoU chose '
-        'lambda; the OOD column is shown, not used.', '',
-        '| Method | λ | val mIoU | OOD | deviation (%) | |',
+        '', legend, '', '## Lambda, chosen on the target val split', '',
+        choice, '', '| Method | λ | val mIoU | OOD | deviation (%) | |',
         '|---|---:|---:|---:|---:|---|'
     ]
     for name, grid in grids.items():
@@ -201,11 +201,11 @@ def format_summary(data: dict, settings: dict) -> str:
             out.append(f'| {name} | {run["lam"]:g} | '
                        f'{run["val_mIoU"]:.2f} | {run["OOD"]:.2f} | '
                        f'{run["deviation"]:.2f} | {mark} |')
-    out += ['', 'Figures: corruptions.png (mean mIoU: clean, per '
-            'corruption, mPC), ood_vs_deviation.png (OOD mIoU against '
-            "deviation); eval/<model>/corruption/robustness.png (one "
-            "model's mIoU against severity). Every run's numbers: "
-            'summary.json.']
+    out += ['', ('Figures: corruptions.png (mean mIoU: clean, per '
+                 'corruption, mPC), ood_vs_deviation.png (OOD mIoU against '
+                 'deviation); eval/<model>/corruption/robustness.png (one '
+                 "model's mIoU against severity). Every run's numbers: "
+                 'summary.json.')]
     return '\n'.join(out) + '\n'
 
 

@@ -6,7 +6,7 @@ from .pascal_context_21 import SEG_MAP_DIRS, PascalContext21Dataset
 from .transforms import ImageCorruption
 
 __all__ = [
+    'SEG_MAP_DIRS',
     'ImageCorruption',
     'PascalContext21Dataset',
-    'SEG_MAP_DIRS',
 ]

@@ -14,7 +14,6 @@ from typing import Iterator
 import numpy as np
 import torch
 
-
 # HistoryBuffer's statistics methods (its _set_default_statistics).
 _STATISTICS = ('min', 'max', 'current', 'mean')
 

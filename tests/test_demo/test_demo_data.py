@@ -48,7 +48,7 @@ def test_layout_matches_pascal_context(tmp_path):
             assert img.shape == (48, 48, 3) and img.dtype == np.uint8
             assert ann.shape == (48, 48) and ann.dtype == np.uint8
             assert set(np.unique(ann).tolist()) <= VALID_LABELS
-    all_names = sum(names.values(), [])
+    all_names = [name for split in names.values() for name in split]
     assert len(set(all_names)) == len(all_names)
 
 
@@ -129,8 +129,8 @@ def test_target_is_one_appearance_broad_and_ood_are_many():
 
 def test_ood_scenes_and_appearances_are_not_broad_ones():
     for index in range(3):
-        broad_image, broad_label = demo_sample('broad', 'test', index)
-        ood_image, ood_label = demo_sample('ood', 'test', index)
+        _, broad_label = demo_sample('broad', 'test', index)
+        _, ood_label = demo_sample('ood', 'test', index)
         assert not np.array_equal(broad_label, ood_label)
         assert (sample_appearance('broad', 'test', index) !=
                 sample_appearance('ood', 'test', index))

@@ -51,9 +51,8 @@ def test_allow_list_lasts_only_for_the_block(hub_checkpoint):
     with mmengine_safe_globals():
         assert HistoryBuffer in _safe_globals()
     assert _safe_globals() == before
-    with pytest.raises(RuntimeError, match='stop'):
-        with mmengine_safe_globals():
-            raise RuntimeError('stop')
+    with pytest.raises(RuntimeError, match='stop'), mmengine_safe_globals():
+        raise RuntimeError('stop')
     assert _safe_globals() == before
     # Outside the block, a weights-only load refuses it again.
     with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
