@@ -327,6 +327,26 @@ def test_mmseg_test_py_runs_the_same_benchmark(run, tiny):
             'robustness.png'} <= set(os.listdir(work))
 
 
+def test_flexible_runner_runs_the_loop(run, tiny):
+    # The loop uses the runner's public API only, so MMEngine's
+    # FlexibleRunner runs it as well, with the same numbers.
+    from mmengine.config import Config
+    from mmengine.runner import FlexibleRunner
+    cfg = Config.fromfile(tiny['config'])
+    cfg.merge_from_dict({
+        'test_dataloader.dataset.data_root': tiny['data_root'],
+        'custom_hooks': [], 'load_from': tiny['checkpoint'],
+        'work_dir': str(tiny['tmp'] / 'flexible'),
+        'test_cfg': dict(type='CorruptionTestLoop',
+                         corruptions=['gaussian_noise'], severities=[5],
+                         seed=3)})
+    metrics = FlexibleRunner.from_cfg(cfg).test()
+    ours = read_json(cfg.work_dir)
+    assert ours['clean'] == run['final']['clean']
+    assert ours['conditions'] == [run['final']['conditions'][1]]
+    assert metrics['mPC/mIoU'] == ours['summary']['mPC']['mIoU']
+
+
 @pytest.mark.parametrize('content', [b'not a checkpoint\n', b''])
 def test_file_that_is_no_checkpoint_is_refused_with_a_message(
         tiny, tmp_path, capsys, content):
