@@ -17,7 +17,8 @@ from demo.scheduler import DemoError, read_json, write_json
 from demo.stages import METHODS, PRETRAIN, PRETRAIN_CONFIG, Plan
 
 PRETRAINED = 'pre-trained'  # its row in the table
-COLOURS = ('black', 'tab:blue', 'tab:orange', 'tab:green')
+# Matplotlib's first colours, in the order the comparison plot uses them.
+COLOURS = ('C0', 'C1', 'C2', 'C3')
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
