@@ -25,8 +25,9 @@ import zipfile
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The checkout's top level, demo/ included: the build must leave it out.
 SOURCES = ('pyproject.toml', 'setup.py', 'MANIFEST.in', 'model-index.yml',
-           'README.md', 'mmspd', 'configs', 'tools')
+           'README.md', 'mmspd', 'configs', 'tools', 'demo')
 ADAMSPD = 'swin/upernet_swin-t_adamspd_8xb2-80k_pascal-context-59-480x480.py'
 
 #: The user's OpenMMLab stack (the newest torch with official mmcv 2.1.0
