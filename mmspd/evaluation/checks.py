@@ -1,10 +1,6 @@
-"""What a robustness run checks and records before its clean pass.
-
-The test data (every image's header, and a fingerprint of all their
-bytes), a lock that keeps two runs out of one work dir, the checkpoint's
-hash and the software versions. Each check fails with a message that
-names the file and what to do.
-"""
+"""What a robustness run checks and records before its clean pass: the
+test images, a lock that keeps two runs out of one work dir, hashes of
+the checkpoint and the data, and the software versions."""
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +24,6 @@ VERSIONED = {
     'torch': 'PyTorch', 'mmcv': 'mmcv', 'mmengine': 'MMEngine',
     'mmseg': 'mmsegmentation'}
 
-_CHUNK = 1 << 20
-
 
 class WorkDirBusy(RuntimeError):
     """Another run holds the work dir's lock."""
@@ -49,11 +43,9 @@ def versions() -> dict[str, str]:
     env = collect_env()
     found = {}
     for name, source in VERSIONED.items():
-        if source in env:
-            found[name] = str(env[source])
-            continue
         try:
-            found[name] = metadata.version(source)
+            found[name] = str(env[source]) if source in env else \
+                metadata.version(source)
         except metadata.PackageNotFoundError:  # e.g. run from a checkout
             module = {'scikit-image': 'skimage'}.get(name, name)
             try:
@@ -63,31 +55,28 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _has_scheme(path: str) -> bool:
-    # s3://, http://, open-mmlab:// ...: MMEngine's loaders read them.
-    return '://' in str(path)
+def _hash_file(digest, path: str) -> None:
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
 
 
 def file_sha256(path: str) -> str | None:
-    """SHA-256 of a file's bytes; None for a path with a scheme."""
-    if _has_scheme(path):
+    """SHA-256 of a file's bytes; None for a path with a scheme (s3://,
+    http://, ...: MMEngine's loaders read them)."""
+    if '://' in str(path):
         return None
     digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(_CHUNK), b''):
-            digest.update(block)
+    _hash_file(digest, path)
     return digest.hexdigest()
 
 
 @contextlib.contextmanager
 def work_dir_lock(work_dir: str) -> Iterator[None]:
-    """Hold ``work_dir``'s lock; raise :class:`WorkDirBusy` at once if
-    another run (or another lock in this process) holds it.
-
-    The lock is ``filelock``'s on :data:`LOCK_FILE`, released by the
-    system however its holder ends; the holder's pid, host and start time
-    are written beside it, for the message a second run gets.
-    """
+    """Hold ``work_dir``'s lock (``filelock``'s, released by the system
+    however its holder ends); raise :class:`WorkDirBusy` at once if
+    another run (or another lock in this process) holds it, naming the
+    holder's pid, host and start time."""
     from filelock import FileLock, Timeout
     path = osp.join(work_dir, LOCK_FILE)
     lock = FileLock(path, timeout=0)
@@ -122,17 +111,6 @@ def _leaves(dataset) -> list:
     return [dataset]
 
 
-def _hash_file(digest, path: str | None, root: str) -> None:
-    if not path or _has_scheme(path):
-        return
-    name = osp.relpath(osp.abspath(path), osp.abspath(root or '.'))
-    digest.update(name.replace(os.sep, '/').encode('utf-8') + b'\x00')
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(_CHUNK), b''):
-            digest.update(block)
-    digest.update(b'\x00')
-
-
 def scan_test_data(dataset, fingerprint: bool = True) -> dict:
     """Check every image of a built test set; fingerprint the data.
 
@@ -153,11 +131,12 @@ def scan_test_data(dataset, fingerprint: bool = True) -> dict:
     digest = hashlib.sha256()
     count, unreadable, small = 0, [], []
     for leaf in _leaves(dataset):
+        root = osp.abspath(getattr(leaf, 'data_root', None) or '.')
         for index in range(len(leaf)):
             info = leaf.get_data_info(index)
             path = info['img_path']
             count += 1
-            if _has_scheme(path):
+            if '://' in path:
                 continue
             try:
                 with Image.open(path) as image:  # the header only
@@ -168,10 +147,14 @@ def scan_test_data(dataset, fingerprint: bool = True) -> dict:
                 continue
             if min(height, width) < MIN_SIZE:
                 small.append(f'{path} ({height} x {width})')
-            if fingerprint:
-                for name in ('img_path', 'seg_map_path'):
-                    _hash_file(digest, info.get(name),
-                               getattr(leaf, 'data_root', None) or '')
+            for name in ('img_path', 'seg_map_path') * fingerprint:
+                file = info.get(name)
+                if file and '://' not in file:
+                    relative = osp.relpath(osp.abspath(file), root)
+                    digest.update(relative.replace(os.sep, '/').encode(
+                        'utf-8') + b'\x00')
+                    _hash_file(digest, file)
+                    digest.update(b'\x00')
     if count == 0:
         raise ValueError('The test set has no image (an empty split '
                          'file?); check test_dataloader.dataset (data_root, '

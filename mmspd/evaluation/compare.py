@@ -3,29 +3,29 @@
 Methods are rows; clean mIoU, the mean over severities of every
 corruption, mPC and rPC are columns, as in the PASCAL-Context table of Tian
 et al. (NeurIPS 2024); held-out corruptions follow with their own mean.
-With a baseline, delta columns and the corruption errors mCE and relative
-mCE are added. Averages are comparable only over the same conditions:
-results over other condition sets are refused, or (``strict=False``)
+A baseline adds delta columns, mCE and relative mCE. Averages over other
+conditions than the reference's are refused, or (``strict=False``)
 marked, with a note that says what each covers.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import os.path as osp
 from functools import partial
 from typing import Sequence
 
 from .metrics import describe_set, is_finite
-from .report import RobustnessResults, atomic_write, fmt
+from .report import (
+    RobustnessResults,
+    atomic_write,
+    csv_text,
+    fmt,
+    markdown_table,
+)
 
 #: Output files of :func:`write_comparison`, by kind.
-COMPARISON_FILES = {
-    'markdown': 'comparison.md',
-    'csv': 'comparison.csv',
-    'plot': 'comparison.png',
-}
+COMPARISON_FILES = {'markdown': 'comparison.md', 'csv': 'comparison.csv',
+                    'plot': 'comparison.png'}
 
 #: Marks a value averaged over other conditions than the reference's.
 MISMATCH = '*'
@@ -34,6 +34,8 @@ MISMATCH = '*'
 #: is noted under the table.
 SETUP_KEYS = (('data', 'test data (fingerprints)'), ('images', 'test images'),
               ('seed', 'corruption seeds'), ('key', 'seed keys'))
+
+NAN = float('nan')
 
 
 def condition_set(result: RobustnessResults,
@@ -59,40 +61,34 @@ def corruption_errors(result: RobustnessResults,
                       metric: str = 'mIoU') -> tuple[float, float]:
     """mCE and relative mCE of ``result``, normalised to ``baseline``.
 
-    With the error ``E = 100 - metric`` (percent), for each benchmark
-    corruption ``c`` both results have at the same severities:
-
-    - ``CE_c = sum_s E_{s,c} / sum_s E^base_{s,c}``;
-    - ``relCE_c = sum_s (E_{s,c} - E_clean) /
-      sum_s (E^base_{s,c} - E^base_clean)``;
-
-    mCE and relative mCE are ``100 *`` their means over corruptions
-    (Hendrycks & Dietterich, ICLR 2019, with the baseline in AlexNet's
-    place). Below 100 is better than the baseline. A corruption whose
-    baseline sum is 0 makes the mean NaN. :func:`comparison_table` marks
-    the values when corruptions were left out.
+    With the error ``E = 100 - metric``, over each benchmark corruption
+    ``c`` both results have at the same severities ``s``:
+    ``CE_c = sum_s E_{s,c} / sum_s E^base_{s,c}`` and ``relCE_c =
+    sum_s (E_{s,c} - E_clean) / sum_s (E^base_{s,c} - E^base_clean)``;
+    mCE and relative mCE are ``100 *`` their means (Hendrycks & Dietterich,
+    ICLR 2019, with the baseline in AlexNet's place; below 100 is better).
 
     Returns:
-        tuple[float, float]: ``(mCE, relative mCE)``, NaN when undefined.
+        tuple[float, float]: ``(mCE, relative mCE)``, NaN when undefined
+        (e.g. a baseline sum of 0).
     """
     ours, theirs = condition_set(result), condition_set(baseline)
-    clean = (result.clean or {}).get(metric, float('nan'))
-    base_clean = (baseline.clean or {}).get(metric, float('nan'))
     ce, rel = [], []
     for name in [c for c in ours if ours[c] == theirs.get(c)]:
-        errors = [100. - result.get(name, s).get(metric, float('nan'))
-                  for s in ours[name]]
-        base = [100. - baseline.get(name, s).get(metric, float('nan'))
-                for s in ours[name]]
-        ce.append(sum(errors) / sum(base) if sum(base) else float('nan'))
-        degradation = sum(e - (100. - clean) for e in errors)
-        base_degradation = sum(e - (100. - base_clean) for e in base)
-        rel.append(degradation / base_degradation
-                   if base_degradation else float('nan'))
+        sums = []
+        for run in (result, baseline):
+            errors = [100. - run.get(name, s).get(metric, NAN)
+                      for s in ours[name]]
+            clean = 100. - (run.clean or {}).get(metric, NAN)
+            sums.append((sum(errors), sum(e - clean for e in errors)))
+        (error, degradation), (base, base_degradation) = sums
+        ce.append(error / base if base else NAN)
+        rel.append(degradation / base_degradation if base_degradation
+                   else NAN)
 
     def mean(values):
         if not values or not all(is_finite(v) for v in values):
-            return float('nan')
+            return NAN
         return 100. * sum(values) / len(values)
 
     return mean(ce), mean(rel)
@@ -112,26 +108,19 @@ def comparison_table(results: Sequence[RobustnessResults],
         metric (str): Metric to compare. Defaults to ``'mIoU'``.
         baseline (int, optional): Index of the baseline result: adds
             ``Δ`` columns (method minus baseline) for clean, mean and rPC
-            (not with ``paper``), and mCE / relative mCE, marked with
-            :data:`MISMATCH` and explained in ``notes`` where they leave
-            out corruptions evaluated at other severities than the
-            baseline's. Defaults to None.
+            (not with ``paper``), then mCE and relative mCE, marked with
+            :data:`MISMATCH` where they leave out corruptions evaluated at
+            other severities than the baseline's. Defaults to None.
         strict (bool): Refuse results whose mPC covers other conditions
-            than the reference's (the baseline, else the first result).
-            When False, such values are marked with :data:`MISMATCH` and
-            explained in ``notes``. Defaults to True.
-        paper (bool): Method, Clean, the benchmark corruptions and Mean,
-            as in the paper's table (held-out ones are left out, with a
-            note), then the baseline's columns if any. Defaults to False.
+            than the reference's (the baseline, else the first result);
+            when False, mark them with :data:`MISMATCH`. Defaults to True.
+        paper (bool): The paper's columns: Method, Clean, the benchmark
+            corruptions and Mean (then the baseline's). Defaults to False.
 
     Returns:
         dict: ``columns``, ``rows`` (``[name, value, ...]``, None where a
         result lacks the value), ``marks`` (``{(row, column): mark}``)
         and ``notes`` (lines to print under the table).
-
-    Raises:
-        ValueError: On a name count mismatch, or (``strict``) on results
-            over different condition sets.
     """
     if len(names) != len(results):
         raise ValueError(f'Got {len(names)} names for {len(results)} '
@@ -177,9 +166,7 @@ def comparison_table(results: Sequence[RobustnessResults],
         notes.append('held-out corruptions (' + ', '.join(held_out) +
                      ') are not in the paper-shaped table')
     if not paper:
-        columns.append('rPC (%)')
-        if held_out:
-            columns += [*held_out, 'Held-out mean']
+        columns += ['rPC (%)', *held_out] + ['Held-out mean'] * bool(held_out)
     rows, marks = [], {}
     for index, (name, summary) in enumerate(zip(names, summaries)):
         values = [(results[index].clean or {}).get(metric)]
@@ -237,27 +224,13 @@ def _add_baseline_columns(columns, rows, marks, notes, results, names,
 
 def comparison_markdown(table: dict) -> str:
     """The comparison as a Markdown table, notes underneath."""
-    columns, marks = table['columns'], table.get('marks', {})
-    lines = ['| ' + ' | '.join(columns) + ' |',
-             '|---|' + '---:|' * (len(columns) - 1)]
-    for index, row in enumerate(table['rows']):
-        lines.append(f'| {row[0]} | ' + ' | '.join(
-            fmt(value) + marks.get((index, column), '')
-            for column, value in enumerate(row[1:], start=1)) + ' |')
-    if table.get('notes'):
-        lines += [''] + [f'- {note}' for note in table['notes']]
-    return '\n'.join(lines) + '\n'
-
-
-def comparison_csv(table: dict) -> str:
-    """The comparison as CSV (empty cells for missing values)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator='\n')
-    writer.writerow(table['columns'])
-    for row in table['rows']:
-        writer.writerow([row[0]] + [
-            f'{value:.4f}' if is_finite(value) else '' for value in row[1:]])
-    return out.getvalue()
+    marks = table.get('marks', {})
+    lines = markdown_table(table['columns'], [
+        [row[0], *(fmt(value) + marks.get((index, column), '')
+                   for column, value in enumerate(row[1:], start=1))]
+        for index, row in enumerate(table['rows'])])
+    return '\n'.join(lines + [''] * bool(table.get('notes')) + [
+        f'- {note}' for note in table.get('notes', [])]) + '\n'
 
 
 def write_comparison(results: Sequence[RobustnessResults],
@@ -265,22 +238,19 @@ def write_comparison(results: Sequence[RobustnessResults],
                      out_dir: str,
                      metric: str = 'mIoU',
                      **kwargs) -> dict[str, str]:
-    """Write ``comparison.md``, ``comparison.csv`` and ``comparison.png``.
-
-    Args:
-        kwargs: ``baseline``, ``strict``, ``paper`` of
-            :func:`comparison_table`.
-
-    Returns:
-        dict: Kind to written path, plus ``'table'``: the Markdown text.
-    """
+    """Write ``comparison.{md,csv,png}`` of :func:`comparison_table`
+    (``kwargs``: its ``baseline``, ``strict``, ``paper``) into
+    ``out_dir``; returns the paths by kind, and ``'table'``: the
+    Markdown text."""
     from .plots import plot_comparison
     table = comparison_table(results, names, metric, **kwargs)
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: osp.join(out_dir, v) for k, v in COMPARISON_FILES.items()}
     markdown = comparison_markdown(table)
     atomic_write(paths['markdown'], markdown)
-    atomic_write(paths['csv'], comparison_csv(table))
+    atomic_write(paths['csv'], csv_text([table['columns']] + [
+        [row[0], *(fmt(value, 4, '') for value in row[1:])]
+        for row in table['rows']]))
     last = table['columns'].index('Mean')
     atomic_write(paths['plot'], partial(
         plot_comparison, table['columns'][1:last + 1],

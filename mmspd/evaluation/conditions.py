@@ -23,16 +23,9 @@ Condition = Tuple[str, Optional[int]]
 
 def plan_conditions(corruptions: Sequence[str],
                     severities: Sequence[int]) -> list[Condition]:
-    """Clean first, then every corruption at every severity.
-
-    Args:
-        corruptions (Sequence[str]): Corruption and/or group names.
-        severities (Sequence[int]): Severities, each 0 (clean, which is
-            always evaluated) to 5.
-
-    Returns:
-        list[tuple]: ``('clean', None)`` then ``(corruption, severity)``.
-    """
+    """``('clean', None)``, then ``(corruption, severity)`` for every
+    corruption (names and/or groups) at every severity (1 to 5; 0, clean,
+    is always evaluated)."""
     names = resolve_corruptions(corruptions)
     levels = set()
     for severity in severities:
@@ -73,39 +66,29 @@ def add_corruption(dataloader_cfg: dict,
                    severity: int,
                    seed: int = 0,
                    key: str = 'relative') -> dict:
-    """A copy of a dataloader config whose images are corrupted.
-
-    An ``ImageCorruption`` step goes right after each
-    ``LoadImageFromFile`` of the dataset's pipeline (of every dataset, when
-    the config wraps several), with ``root`` set to that dataset's
-    ``data_root``.
+    """A copy of a dataloader config whose images are corrupted: an
+    ``ImageCorruption`` step right after each ``LoadImageFromFile`` of the
+    dataset's pipeline (of every dataset it wraps), with ``root`` set to
+    that dataset's ``data_root``, and no persistent workers.
 
     Args:
-        dataloader_cfg (dict): A test dataloader config.
+        dataloader_cfg (dict): A test dataloader config (left unchanged).
         corruption (str): Corruption name.
         severity (int): 1 to 5.
         seed (int): Global seed. Defaults to 0.
         key (str): See ``ImageCorruption``. Defaults to ``'relative'``.
-
-    Returns:
-        dict: The modified copy; ``dataloader_cfg`` is left unchanged.
     """
     cfg = copy.deepcopy(dataloader_cfg)
     inserted = 0
     for dataset in _datasets_with_pipelines(cfg.get('dataset')):
-        step = {
-            'type': 'ImageCorruption',
-            'corruption': corruption,
-            'severity': severity,
-            'seed': seed,
-            'key': key,
-            'root': dataset.get('data_root') or None}
         pipeline = dataset['pipeline']
         for index in reversed(range(len(pipeline))):
-            transform = pipeline[index]
-            if isinstance(transform, dict) and _type_name(
-                    transform.get('type')) in LOADING_TRANSFORMS:
-                pipeline.insert(index + 1, dict(step))
+            if isinstance(pipeline[index], dict) and _type_name(
+                    pipeline[index].get('type')) in LOADING_TRANSFORMS:
+                pipeline.insert(index + 1, dict(
+                    type='ImageCorruption', corruption=corruption,
+                    severity=severity, seed=seed, key=key,
+                    root=dataset.get('data_root') or None))
                 inserted += 1
     if not inserted:
         raise ValueError(
@@ -119,19 +102,13 @@ def add_corruption(dataloader_cfg: dict,
 
 
 def fingerprint_test_setup(cfg: Any) -> str:
-    """Fingerprint of what determines test metrics in a config.
-
-    Covers the model, test dataloader, evaluator and test loop, so a work
-    dir's results are not reused for a different model or setup. Worker
-    settings and the benchmark's own ``test_cfg`` keys (conditions,
-    outputs), which do not change a condition's metrics, are left out:
-    ``test_cfg`` counts as the plain ``TestLoop`` it extends.
+    """Fingerprint of what determines test metrics in a config: the model,
+    test dataloader, evaluator and test loop, without worker settings and
+    the benchmark's own ``test_cfg`` keys (it counts as the plain
+    ``TestLoop`` it extends), which do not change a condition's metrics.
     """
-    parts = {
-        name: copy.deepcopy(cfg.get(name))
-        for name in ('model', 'test_dataloader', 'test_evaluator',
-                     'test_cfg')
-    }
+    parts = {name: copy.deepcopy(cfg.get(name)) for name in (
+        'model', 'test_dataloader', 'test_evaluator', 'test_cfg')}
     if isinstance(parts['test_dataloader'], dict):
         for name in ('num_workers', 'persistent_workers', 'pin_memory',
                      'prefetch_factor'):

@@ -1,14 +1,12 @@
 """The corruption benchmark as an MMEngine test loop.
 
-``test_cfg = dict(type='CorruptionTestLoop')`` (or ``--cfg-options
-test_cfg.type=CorruptionTestLoop``) makes mmseg's ``tools/test.py`` and
-``dist_test.sh`` evaluate the checkpoint on the clean test set and then on
-every corruption at every severity. Each condition gets its own test
-dataloader, built with ``runner.build_dataloader`` from the config's with
-an ``ImageCorruption`` step after image loading. After each condition the
-main process writes ``robustness.{json,csv,md,png}`` into the work dir; a
-later run there skips the conditions already evaluated, if the checkpoint
-contents, setup, data, seed and software are the same.
+``test_cfg = dict(type='CorruptionTestLoop')`` makes mmseg's
+``tools/test.py`` and ``dist_test.sh`` test the checkpoint on clean data,
+then on every corruption at every severity, each with a dataloader from
+``runner.build_dataloader``. After each condition the main process writes
+``robustness.{json,csv,md,png}`` into the work dir; a later run there
+skips the conditions already evaluated, if the checkpoint contents,
+setup, data, seed and software are the same.
 """
 from __future__ import annotations
 
@@ -51,20 +49,9 @@ def _short(value: Any) -> str:
 
 
 def load_for_resume(path: str, meta: dict[str, Any]) -> RobustnessResults:
-    """Results of an earlier run to continue, checked against ``meta``.
-
-    Args:
-        path (str): ``robustness.json`` of the work dir.
-        meta (dict): This run's metadata.
-
-    Returns:
-        RobustnessResults: The earlier results (with ``meta`` merged in),
-        or empty results when ``path`` does not exist.
-
-    Raises:
-        ValueError: If the earlier run differs in any of
-            :data:`RESUME_KEYS`; nothing is overwritten.
-    """
+    """The results in ``path`` (a work dir's ``robustness.json``; empty if
+    there is none) with this run's ``meta`` merged in; ValueError if they
+    differ in any of :data:`RESUME_KEYS` (nothing is overwritten)."""
     if not osp.exists(path):
         return RobustnessResults(meta)
     results = RobustnessResults.load(path)
@@ -87,15 +74,14 @@ def load_for_resume(path: str, meta: dict[str, Any]) -> RobustnessResults:
             f'{path} holds results of a different run ({"; ".join(differ)}'
             '); mixing them would report numbers of two setups. Use another '
             '--work-dir, or --overwrite to discard them and start over.')
-    merged = dict(meta, started=results.meta.get('started', meta.get(
-        'started')))
-    for name in ('corruptions', 'requested'):  # every run's, in order
-        merged[name] = list(dict.fromkeys(
-            list(results.meta.get(name, [])) + list(meta.get(name, []))))
-    merged['severities'] = sorted(
-        set(results.meta.get('severities', [])) |
-        set(meta.get('severities', [])))
-    results.meta.update(merged)
+    old = results.meta
+    results.meta = {
+        **old, **meta, 'started': old.get('started', meta.get('started')),
+        'severities': sorted({*old.get('severities', []),
+                              *meta.get('severities', [])}),
+        **{name: list(dict.fromkeys([*old.get(name, []),  # every run's
+                                     *meta.get(name, [])]))
+           for name in ('corruptions', 'requested')}}
     return results
 
 
@@ -128,7 +114,7 @@ def _duration(seconds: float) -> str:
 
 class _CheckpointCheck(Hook):
     """Refuses a checkpoint that fills none of the model's tensors (one of
-    another model would otherwise be evaluated with random weights)."""
+    another model would be tested with random weights)."""
 
     priority = 'VERY_LOW'
 
@@ -138,13 +124,11 @@ class _CheckpointCheck(Hook):
         if not isinstance(state, dict):
             raise ValueError('The checkpoint holds no state dict')
         own = getattr(runner.model, 'module', runner.model).state_dict()
-        matched = 0
-        for name, value in state.items():
-            # Keys as MMEngine loads them: without a DDP 'module.' prefix.
-            mine = own.get(name[len('module.'):] if name.startswith(
-                'module.') else name)
-            matched += mine is not None and tuple(mine.shape) == tuple(
-                getattr(value, 'shape', ()))
+        # Keys as MMEngine loads them: without a DDP 'module.' prefix.
+        matched = sum(tuple(getattr(own.get(
+            name[7:] if name.startswith('module.') else name), 'shape',
+            (None, ))) == tuple(getattr(value, 'shape', ()))
+            for name, value in state.items())
         if matched == 0:
             sample = ', '.join(list(state)[:3]) or 'none'
             raise ValueError(
@@ -161,34 +145,31 @@ class _CheckpointCheck(Hook):
 class CorruptionTestLoop(TestLoop):
     """Test on clean data, then on every corruption at every severity.
 
-    Results go to ``runner.work_dir`` (see the module docstring); the
-    condition being tested is :attr:`condition`, its dataloader
-    :attr:`dataloader`, and after :meth:`run`, :attr:`results` holds all
+    The condition being tested is :attr:`condition`, its dataloader
+    :attr:`dataloader`; after :meth:`run`, :attr:`results` holds all
     results of the work dir (main process).
 
     Args:
         runner (Runner): The runner; its config's ``load_from`` (the
             ``CHECKPOINT`` of ``tools/test.py``) is the model tested.
         dataloader (dict): The clean test dataloader config.
-        evaluator (dict or list or Evaluator): The test evaluator; it must
-            report ``mIoU``.
+        evaluator (dict or list or Evaluator): Must report ``mIoU``.
         corruptions (Sequence[str]): Corruption and/or group names.
             Defaults to ``('default', )``: gaussian_noise, defocus_blur,
             fog, brightness.
-        severities (Sequence[int]): 1 to 5 (0 means clean, which is always
+        severities (Sequence[int]): 1 to 5 (0 means clean, always
             tested). Defaults to ``(1, 2, 3, 4, 5)``.
         seed (int): Corruption seed; each image is seeded from it, its
             path, the corruption and the severity. Defaults to 0.
         key (str): What of an image path seeds it: ``'relative'`` (to the
-            dataset's ``data_root``), ``'name'`` or ``'path'``. Defaults to
-            ``'relative'``.
+            dataset's ``data_root``), ``'name'`` or ``'path'``. Defaults
+            to ``'relative'``.
         overwrite (bool): Discard results already in the work dir instead
             of resuming. Defaults to False.
         show_dir (str, optional): Save the first ``show_num`` images of
-            every condition under ``<show_dir>/<condition>/``. Defaults to
-            None.
-        show_num (int): Images per condition for ``show_dir``. Defaults
-            to 3.
+            every condition under ``<show_dir>/<condition>/``. Defaults
+            to None.
+        show_num (int): Images per condition. Defaults to 3.
         fp16 (bool): As for ``TestLoop``. Defaults to False.
     """
 

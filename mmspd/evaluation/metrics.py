@@ -7,9 +7,8 @@ averages a metric over its severities; mPC averages those means over the
 mmdet's ``--final-prints-aggregate benchmark`` keeps them apart); rPC is
 ``100 * mPC / clean``. A condition whose main metric is NaN counts as
 missing, and every summary says what it averaged over and what is
-missing, so that averages over different conditions are never taken for
-comparable. Values are those of mmseg's ``IoUMetric``: percentages
-rounded to two decimals.
+missing. Values are those of mmseg's ``IoUMetric``: percentages rounded
+to two decimals.
 """
 from __future__ import annotations
 
@@ -40,23 +39,24 @@ def condition_label(corruption: str, severity: int) -> str:
     return f'{corruption}-{severity}'
 
 
+def _plural(count: int, noun: str) -> str:
+    return f'{count} {noun}' + 's' * (count != 1)
+
+
 def describe_set(severities: Mapping[str, Sequence[int]]) -> str:
     """What an average covers, e.g. ``'4 corruptions x severities 1-5
-    (20 conditions)'``, ``'1 corruption x severities 1, 5 (2
-    conditions)'`` or ``'2 corruptions, uneven severities (...)'``."""
+    (20 conditions)'`` or ``'2 corruptions, uneven severities (...)'``."""
     if not severities:
         return 'no condition'
-    count = sum(len(levels) for levels in severities.values())
+    what = _plural(len(severities), 'corruption')
+    conditions = '(' + _plural(sum(map(len, severities.values())),
+                               'condition') + ')'
     distinct = {tuple(sorted(levels)) for levels in severities.values()}
-    what = f'{len(severities)} corruption' + 's' * (len(severities) != 1)
-    conditions = f'({count} condition{"s" * (count != 1)})'
     if len(distinct) > 1:
         return f'{what}, uneven severities {conditions}'
-    levels = list(next(iter(distinct)))
-    if len(levels) > 2 and levels == list(range(levels[0], levels[-1] + 1)):
-        text = f'{levels[0]}-{levels[-1]}'
-    else:
-        text = ', '.join(map(str, levels))
+    levels = list(distinct.pop())
+    text = f'{levels[0]}-{levels[-1]}' if len(levels) > 2 and levels == list(
+        range(levels[0], levels[-1] + 1)) else ', '.join(map(str, levels))
     noun = 'severities' if len(levels) != 1 else 'severity'
     return f'{what} x {noun} {text} {conditions}'
 
@@ -68,28 +68,24 @@ def summarize(clean: Mapping[str, float] | None,
     """Aggregate per-condition results.
 
     Args:
-        clean (Mapping[str, float], optional): Metrics on clean data, or
-            None if not evaluated yet.
+        clean (Mapping[str, float], optional): Clean metrics, or None.
         conditions (Iterable[Mapping]): One mapping per condition with keys
             ``'corruption'``, ``'severity'`` and the metric names.
         metrics (Sequence[str]): Metrics to aggregate, main metric first.
             Defaults to :data:`METRICS`.
         expected (Iterable[tuple], optional): The ``(corruption,
-            severity)`` pairs the run was asked for; those not evaluated
-            (or NaN) are listed as missing. Defaults to None.
+            severity)`` pairs asked for; those not evaluated (or NaN) are
+            listed as missing. Defaults to None.
 
     Returns:
         dict: ``per_corruption`` ({corruption: {metric: mean over its
         severities}}), ``severities`` ({corruption: severities with a
         finite main metric}), ``mPC`` and ``rPC`` ({metric: value}, over
         the benchmark corruptions), ``averaged_over`` (``corruptions``,
-        ``severities`` per corruption, ``label``, ``missing`` (condition
-        labels), ``complete``), and, when held-out corruptions were
-        asked for or evaluated, ``holdout`` with the same keys for them.
-        An average of nothing is NaN.
-
-    Raises:
-        ValueError: If a condition lacks ``corruption`` or ``severity``.
+        ``severities``, ``label``, ``missing`` labels, ``complete``), and,
+        when held-out corruptions were asked for or evaluated,
+        ``holdout`` with the same keys for them. An average of nothing is
+        NaN.
     """
     main = metrics[0]
     grouped: dict[str, list[Mapping]] = {}

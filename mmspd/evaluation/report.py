@@ -22,12 +22,8 @@ FORMAT = 'mmspd.robustness'
 VERSION = 1
 
 #: Output files written into the work dir, by kind.
-OUTPUT_FILES = {
-    'json': 'robustness.json',
-    'csv': 'robustness.csv',
-    'markdown': 'robustness.md',
-    'plot': 'robustness.png',
-}
+OUTPUT_FILES = {'json': 'robustness.json', 'csv': 'robustness.csv',
+                'markdown': 'robustness.md', 'plot': 'robustness.png'}
 
 #: Reproducibility record of ``meta``, as (key, label) for reports.
 RECORD = (('config', 'config'), ('checkpoint', 'checkpoint'),
@@ -38,16 +34,29 @@ RECORD = (('config', 'config'), ('checkpoint', 'checkpoint'),
           ('updated', 'last update'))
 
 
-def fmt(value, digits: int = 2) -> str:
-    """A number with ``digits`` decimals; ``-`` for None and NaN."""
-    return f'{value:.{digits}f}' if is_finite(value) else '-'
+def fmt(value, digits: int = 2, missing: str = '-') -> str:
+    """A number with ``digits`` decimals; ``missing`` for None and NaN."""
+    return f'{value:.{digits}f}' if is_finite(value) else missing
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence]) -> list:
+    """Lines of a Markdown table: a text column, then numeric ones."""
+    def line(cells):
+        return ' '.join(['|', *(f'{c} |' if c != '' else '|' for c in cells)])
+    return [line(columns), '|---|' + '---:|' * (len(columns) - 1),
+            *map(line, rows)]
+
+
+def csv_text(rows: Sequence[Sequence]) -> str:
+    """``rows`` as CSV text."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator='\n').writerows(rows)
+    return out.getvalue()
 
 
 def atomic_write(path: str, content: str | Callable[[str], None]) -> None:
-    """Write ``path`` so that readers never see a partial file.
-
-    The content goes to a temporary file beside ``path``, which then
-    replaces it: a run killed mid-write leaves the previous version.
+    """Write ``path`` so that readers never see a partial file: the
+    content goes to a temporary file beside it, which then replaces it.
 
     Args:
         path (str): The file to write.
@@ -171,11 +180,10 @@ class RobustnessResults:
         missing conditions judged against what the runs asked for:
         ``meta['requested']``, else ``corruptions`` x ``severities``."""
         if 'requested' in self.meta:
-            expected = [(label.rsplit('-', 1)[0],
-                         int(label.rsplit('-', 1)[1]))
+            expected = [label.rsplit('-', 1)
                         for label in self.meta['requested']]
         else:
-            expected = [(c, int(s)) for c in self.meta.get('corruptions', [])
+            expected = [(c, s) for c in self.meta.get('corruptions', [])
                         for s in self.meta.get('severities', [])]
         return summarize(self.clean, self.conditions, self.metrics,
                          expected)
@@ -227,18 +235,15 @@ class RobustnessResults:
 
     def to_csv(self) -> str:
         """One row per condition, then per-corruption means, mPC and rPC."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator='\n')
-        writer.writerow(['corruption', 'severity', *self.metrics])
         rows = [(CLEAN, '', self.clean)] + [
             (c['corruption'], c['severity'], c) for c in self.conditions]
         for name, values in self._summary_rows(self.summary()):
             name, mean, _ = name.partition(' (mean)')
             rows.append((name, 'mean' if mean else '', values))
-        for name, severity, values in rows:
-            writer.writerow([name, severity, *(
-                fmt((values or {}).get(m), 4) for m in self.metrics)])
-        return out.getvalue()
+        return csv_text([['corruption', 'severity', *self.metrics]] + [
+            [name, severity, *(fmt((values or {}).get(m), 4)
+                               for m in self.metrics)]
+            for name, severity, values in rows])
 
     def to_markdown(self) -> str:
         """The record, mIoU by corruption and severity, all metrics."""
@@ -265,26 +270,21 @@ class RobustnessResults:
             lines.append('- **incomplete**: not evaluated or NaN: ' +
                          ', '.join(missing))
         severities = sorted({c['severity'] for c in self.conditions})
-        lines += ['', '## mIoU by severity', '', '| ' + ' | '.join(
-            ['Corruption', *map(str, severities), 'Mean']) + ' |',
-            '|---|' + '---:|' * (len(severities) + 1)]
-        for corruption in self.corruptions:
-            cells = [fmt((self.get(corruption, s) or {}).get('mIoU'))
-                     for s in severities]
-            cells.append(fmt(summary['per_corruption'].get(
-                corruption, {}).get('mIoU')))
-            lines.append(f'| {corruption} | ' + ' | '.join(cells) + ' |')
-        lines += ['', '## All metrics', '',
-                  '| | ' + ' | '.join(self.metrics) + ' |',
-                  '|---|' + '---:|' * len(self.metrics)]
+        lines += ['', '## mIoU by severity', ''] + markdown_table(
+            ['Corruption', *map(str, severities), 'Mean'],
+            [[corruption, *(fmt((self.get(corruption, s) or {}).get('mIoU'))
+                            for s in severities),
+              fmt(summary['per_corruption'].get(corruption, {}).get('mIoU'))]
+             for corruption in self.corruptions])
         rename = {'rPC': 'rPC (%)', 'mPC holdout': 'held-out mPC'}
         rows = [(CLEAN, self.clean)] + [
             (rename.get(name, name), values)
             for name, values in self._summary_rows(summary)
             if name != 'rPC holdout']
-        for name, values in rows:
-            lines.append(f'| {name} | ' + ' | '.join(
-                fmt((values or {}).get(m)) for m in self.metrics) + ' |')
+        lines += ['', '## All metrics', ''] + markdown_table(
+            ['', *self.metrics],
+            [[name, *(fmt((values or {}).get(m)) for m in self.metrics)]
+             for name, values in rows])
         return '\n'.join(lines) + '\n'
 
     def save(self, work_dir: str,
