@@ -118,7 +118,8 @@ def _checked(name: str, function: Callable, any_order: bool) -> Callable:
         check_channel_order(channel_order)
         colour, alpha = _split_alpha(image, name)
         if rng is None:
-            rng = reseeded_state(0)
+            # Its own object: a caller's reseeded_state stays as it was.
+            rng = _reseeded(0, 'default')
         if any_order:
             out = function(colour, severity, rng, channel_order)
         elif channel_order == 'bgr':
@@ -249,9 +250,14 @@ def reseeded_state(seed: int) -> np.random.RandomState:
     Returns:
         np.random.RandomState: The thread's state.
     """
-    state = getattr(_STATES, 'state', None)
+    return _reseeded(seed, 'state')
+
+
+def _reseeded(seed: int, slot: str) -> np.random.RandomState:
+    state = getattr(_STATES, slot, None)
     if state is None:
-        state = _STATES.state = np.random.RandomState()
+        state = np.random.RandomState()
+        setattr(_STATES, slot, state)
     state.seed(seed)
     return state
 

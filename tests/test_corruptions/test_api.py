@@ -187,6 +187,12 @@ def test_reseeded_state_is_a_fresh_random_state():
         np.testing.assert_array_equal(
             state.randint(0, 256, 100),
             np.random.RandomState(seed).randint(0, 256, 100))
+    # corrupt() without a state does not reseed the caller's.
+    state = reseeded_state(7)
+    corrupt(photo(40, 40), 'fog', 1)
+    np.testing.assert_array_equal(
+        state.randint(0, 256, 10),
+        np.random.RandomState(7).randint(0, 256, 10))
 
 
 def test_image_seed_is_the_same_in_every_process():
