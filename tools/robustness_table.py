@@ -18,16 +18,25 @@ printed. Results averaged over different conditions are refused unless
 from __future__ import annotations
 
 import argparse
+import os
 import os.path as osp
 import sys
+from functools import partial
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmspd.evaluation import (
     RobustnessResults,
-    write_comparison,
+    atomic_write,
+    comparison_table,
 )
+from mmspd.evaluation.plots import plot_comparison
+from mmspd.evaluation.report import csv_text, fmt, markdown_table
+
+#: Files written into --out-dir, by kind.
+FILES = {'markdown': 'comparison.md', 'csv': 'comparison.csv',
+         'plot': 'comparison.png'}
 
 
 def default_name(results: RobustnessResults, path: str) -> str:
@@ -53,6 +62,34 @@ def unique_names(names: list[str], paths: list[str]) -> list[str]:
         numbered.append(f'{name} #{seen[name]}' if names.count(name) > 1
                         else name)
     return numbered
+
+
+def comparison_markdown(table: dict) -> str:
+    """The comparison as a Markdown table, notes underneath."""
+    marks = table['marks']
+    lines = markdown_table(table['columns'], [
+        [row[0], *(fmt(value) + marks.get((index, column), '')
+                   for column, value in enumerate(row[1:], start=1))]
+        for index, row in enumerate(table['rows'])])
+    return '\n'.join(lines + [''] * bool(table['notes']) + [
+        f'- {note}' for note in table['notes']]) + '\n'
+
+
+def write_comparison(table: dict, out_dir: str, metric: str) -> dict:
+    """Write ``table`` as :data:`FILES` into ``out_dir``; return their
+    paths by kind, and ``'table'``: the Markdown text."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {kind: osp.join(out_dir, name) for kind, name in FILES.items()}
+    markdown = comparison_markdown(table)
+    atomic_write(paths['markdown'], markdown)
+    atomic_write(paths['csv'], csv_text([table['columns']] + [
+        [row[0], *(fmt(value, 4, '') for value in row[1:])]
+        for row in table['rows']]))
+    last = table['columns'].index('Mean')
+    atomic_write(paths['plot'], partial(
+        plot_comparison, table['columns'][1:last + 1],
+        [row[:last + 1] for row in table['rows']], metric=metric))
+    return dict(paths, table=markdown)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -124,9 +161,10 @@ def main(argv=None) -> int:
         if args.metric not in known:
             raise ValueError(f'unknown metric {args.metric!r}; the results '
                              f'have {", ".join(sorted(known))}')
-        paths = write_comparison(
-            results, names, args.out_dir, args.metric, baseline=baseline,
-            strict=not args.allow_mismatch, paper=args.paper)
+        paths = write_comparison(comparison_table(
+            results, names, args.metric, baseline=baseline,
+            strict=not args.allow_mismatch, paper=args.paper),
+            args.out_dir, args.metric)
     except (OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Corruption robustness: the test loop, metrics, reports, comparison."""
 from .checks import WorkDirBusy, scan_test_data, work_dir_lock
-from .compare import comparison_table, corruption_errors, write_comparison
+from .compare import comparison_table, corruption_errors
 from .conditions import add_corruption, fingerprint_test_setup, plan_conditions
 from .loop import CorruptionTestLoop, load_for_resume
 from .metrics import CLEAN, METRICS, summarize
@@ -25,5 +25,4 @@ __all__ = [
     'scan_test_data',
     'summarize',
     'work_dir_lock',
-    'write_comparison',
 ]

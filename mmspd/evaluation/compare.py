@@ -9,23 +9,10 @@ marked, with a note that says what each covers.
 """
 from __future__ import annotations
 
-import os
-import os.path as osp
-from functools import partial
 from typing import Sequence
 
 from .metrics import describe_set, is_finite
-from .report import (
-    RobustnessResults,
-    atomic_write,
-    csv_text,
-    fmt,
-    markdown_table,
-)
-
-#: Output files of :func:`write_comparison`, by kind.
-COMPARISON_FILES = {'markdown': 'comparison.md', 'csv': 'comparison.csv',
-                    'plot': 'comparison.png'}
+from .report import RobustnessResults
 
 #: Marks a value averaged over other conditions than the reference's.
 MISMATCH = '*'
@@ -220,40 +207,3 @@ def _add_baseline_columns(columns, rows, marks, notes, results, names,
                 f'{len(shared)} corruption{"s" * (len(shared) != 1)} '
                 f'evaluated at the same severities as {names[baseline]}; '
                 f'left out: {left_out}')
-
-
-def comparison_markdown(table: dict) -> str:
-    """The comparison as a Markdown table, notes underneath."""
-    marks = table.get('marks', {})
-    lines = markdown_table(table['columns'], [
-        [row[0], *(fmt(value) + marks.get((index, column), '')
-                   for column, value in enumerate(row[1:], start=1))]
-        for index, row in enumerate(table['rows'])])
-    return '\n'.join(lines + [''] * bool(table.get('notes')) + [
-        f'- {note}' for note in table.get('notes', [])]) + '\n'
-
-
-def write_comparison(results: Sequence[RobustnessResults],
-                     names: Sequence[str],
-                     out_dir: str,
-                     metric: str = 'mIoU',
-                     **kwargs) -> dict[str, str]:
-    """Write ``comparison.{md,csv,png}`` of :func:`comparison_table`
-    (``kwargs``: its ``baseline``, ``strict``, ``paper``) into
-    ``out_dir``; returns the paths by kind, and ``'table'``: the
-    Markdown text."""
-    from .plots import plot_comparison
-    table = comparison_table(results, names, metric, **kwargs)
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {k: osp.join(out_dir, v) for k, v in COMPARISON_FILES.items()}
-    markdown = comparison_markdown(table)
-    atomic_write(paths['markdown'], markdown)
-    atomic_write(paths['csv'], csv_text([table['columns']] + [
-        [row[0], *(fmt(value, 4, '') for value in row[1:])]
-        for row in table['rows']]))
-    last = table['columns'].index('Mean')
-    atomic_write(paths['plot'], partial(
-        plot_comparison, table['columns'][1:last + 1],
-        [row[:last + 1] for row in table['rows']], metric=metric))
-    paths['table'] = markdown
-    return paths
