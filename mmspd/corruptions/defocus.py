@@ -1,18 +1,11 @@
 """Defocus blur: imagecorruptions 1.1.2's anti-aliased disk, in float32.
 
 imagecorruptions filters each channel in float64 with ``cv2.filter2D``
-(OpenCV's DFT route for its 17 x 17 and 21 x 21 kernels). mmspd filters in
-float32, by the cheaper of two rewrites of the same kernel (exact but for
-float32 rounding), fixed per severity so that the pixels depend only on
-the image and the severity:
-
-- severities 1-3: a sum of 3 to 5 separable filters (the kernel's low-rank
-  decomposition), all channels in one pass each;
-- severities 4-5 (6 and 7 terms of 17 and 21 taps): a product of spectra,
-  channel by channel, with the kernel's spectrum kept for the image size.
-
-Both give imagecorruptions' pixels within one grey level (the tests check
-every severity).
+(OpenCV's DFT route for its 17 x 17 and 21 x 21 kernels). mmspd crops the
+same kernel to its non-negligible taps and writes it as a sum of 3 to 7
+separable filters (its low-rank decomposition), applied in float32 to all
+channels at once. The pixels are imagecorruptions' within one grey level
+(the tests check every severity).
 """
 from __future__ import annotations
 
@@ -26,11 +19,6 @@ from .fast import _as_float32, _scratch, _to_uint8
 
 # Severity parameters (radius, alias blur), from imagecorruptions 1.1.2.
 _DEFOCUS_BLUR = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
-
-# Severities filtered through the DFT: with 6-7 separable terms of 17-21
-# taps, two transforms per channel cost less (5.3 ms instead of 9.1 and
-# 13.9 at 512 x 512 in tools/benchmark_corruptions.py, one thread).
-_DFT_SEVERITIES = (4, 5)
 
 
 def disk_kernel(radius: int, alias_blur: float) -> np.ndarray:
@@ -107,68 +95,6 @@ def _terms(severity: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return separable_terms(defocus_kernel(severity))
 
 
-@functools.lru_cache(maxsize=8)
-def _kernel_spectrum(severity: int, rows: int, cols: int) -> np.ndarray:
-    """CCS-packed spectrum of the kernel at the origin of a rows x cols
-    array (kept for a few image sizes: datasets mix sizes)."""
-    kernel = defocus_kernel(severity)
-    padded = np.zeros((rows, cols), np.float32)
-    padded[:kernel.shape[0], :kernel.shape[1]] = kernel
-    return cv2.dft(padded)
-
-
-def _separable_blur(image: np.ndarray, severity: int,
-                    flip: bool) -> np.ndarray:
-    """The blur as a sum of separable filters over all channels at once."""
-    terms = _terms(severity)
-    # A BGR image is blurred as the RGB image it holds: OpenCV's vector
-    # code and a row's scalar tail may round the last bit differently, and
-    # which values fall in the tail depends on their channel's place.
-    source = _as_float32(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-                         if flip else image)
-    # The default border (BORDER_REFLECT_101) is the one imagecorruptions'
-    # filter2D uses.
-    out = cv2.sepFilter2D(source, -1, *terms[0],
-                          dst=_scratch('blur', image.shape, np.float32))
-    part = _scratch('part', image.shape, np.float32)
-    for kx, ky in terms[1:]:
-        cv2.add(out, cv2.sepFilter2D(source, -1, kx, ky, dst=part), dst=out)
-    out = _to_uint8(out)
-    return cv2.cvtColor(out, cv2.COLOR_RGB2BGR) if flip else out
-
-
-def _dft_blur(image: np.ndarray, severity: int) -> np.ndarray:
-    """The blur as a product of spectra, one channel at a time (so either
-    channel order gives the same pixels)."""
-    half = defocus_kernel(severity).shape[0] // 2
-    height, width = image.shape[:2]
-    inner = (height + 2 * half, width + 2 * half)
-    rows, cols = (cv2.getOptimalDFTSize(n) for n in inner)
-    spectrum = _kernel_spectrum(severity, rows, cols)
-    # The image with imagecorruptions' border (BORDER_REFLECT_101), then
-    # zeros. The zeros never reach the pixels kept (the transform's
-    # wrap-around stays inside the padding), but the rounding sees them:
-    # they must not be another image's leftovers.
-    padded = _scratch('dft', (rows, cols), np.float32)
-    padded[inner[0]:] = 0
-    padded[:inner[0], inner[1]:] = 0
-    region = padded[:inner[0], :inner[1]]
-    border = cv2.copyMakeBorder(image, half, half, half, half,
-                                cv2.BORDER_REFLECT_101)
-    out = np.empty_like(image)
-    for channel in range(3):
-        np.copyto(region, border[..., channel], casting='unsafe')
-        freq = cv2.dft(padded)
-        cv2.mulSpectrums(freq, spectrum, 0, c=freq)
-        blurred = cv2.idft(freq, flags=cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
-        # The kernel starts at the origin, not centred on it: pixel (y, x)
-        # of the image is blurred at (y + 2 half, x + 2 half).
-        crop = blurred[2 * half:2 * half + height, 2 * half:2 * half + width]
-        np.clip(crop, 0, 255, out=crop)
-        np.copyto(out[..., channel], crop, casting='unsafe')
-    return out
-
-
 def defocus_blur(image: np.ndarray, severity: int,
                  rng: np.random.RandomState = None,
                  channel_order: str = 'rgb') -> np.ndarray:
@@ -186,6 +112,19 @@ def defocus_blur(image: np.ndarray, severity: int,
     Returns:
         np.ndarray: Corrupted ``(H, W, 3)`` uint8 image.
     """
-    if severity in _DFT_SEVERITIES:
-        return _dft_blur(image, severity)
-    return _separable_blur(image, severity, channel_order == 'bgr')
+    terms = _terms(severity)
+    # A BGR image is blurred as the RGB image it holds: OpenCV's vector
+    # code and a row's scalar tail may round the last bit differently, and
+    # which values fall in the tail depends on their channel's place.
+    flip = channel_order == 'bgr'
+    source = _as_float32(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                         if flip else image)
+    # The default border (BORDER_REFLECT_101) is the one imagecorruptions'
+    # filter2D uses.
+    out = cv2.sepFilter2D(source, -1, *terms[0],
+                          dst=_scratch('blur', image.shape, np.float32))
+    part = _scratch('part', image.shape, np.float32)
+    for kx, ky in terms[1:]:
+        cv2.add(out, cv2.sepFilter2D(source, -1, kx, ky, dst=part), dst=out)
+    out = _to_uint8(out)
+    return cv2.cvtColor(out, cv2.COLOR_RGB2BGR) if flip else out

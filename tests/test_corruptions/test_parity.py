@@ -59,18 +59,6 @@ def test_defocus_blur_of_bgr_is_that_of_rgb_on_odd_widths(severity):
         corrupt(rgb, 'defocus_blur', severity)[..., ::-1])
 
 
-def test_defocus_blur_does_not_depend_on_the_previous_image():
-    # 500 and 520 pixels (plus the 2 x 10 border) share a 540-point DFT:
-    # the larger image's values must not linger in the smaller one's
-    # padding, where they would change the rounding.
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (500, 500, 3), dtype=np.uint8)
-    large = rng.integers(0, 256, (520, 520, 3), dtype=np.uint8)
-    first = corrupt(small, 'defocus_blur', 5)
-    corrupt(large, 'defocus_blur', 5)
-    np.testing.assert_array_equal(corrupt(small, 'defocus_blur', 5), first)
-
-
 def test_brightness_on_every_colour():
     # Every (max, other) channel pair, black and white included: the
     # closed form must hold across the whole RGB cube, not just photos.
