@@ -191,8 +191,7 @@ class CorruptionTestLoop(TestLoop):
                             f'dict, not {type(dataloader).__name__}')
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f'Invalid seed {seed!r}; expected an integer')
-        self.seed, self.key = seed, check_key(key)
-        self.overwrite = overwrite
+        self.seed, self.key, self.overwrite = seed, check_key(key), overwrite
         self.conditions = plan_conditions(corruptions, severities)
         checkpoint = runner.cfg.get('load_from')
         if not checkpoint:
@@ -206,26 +205,21 @@ class CorruptionTestLoop(TestLoop):
         self._clean_cfg = dict(copy.deepcopy(dataloader),
                                persistent_workers=False)
         super().__init__(runner, self._clean_cfg, evaluator, fp16=fp16)
-        self._clean_loader = self.dataloader
+        self._clean_loader, self.condition = self.dataloader, CLEAN
         data = scan_test_data(self.dataloader.dataset, fingerprint=main)
-        self.condition = CLEAN
         self.results: RobustnessResults | None = None
-        local = '://' not in str(checkpoint)
+        corrupted = self.conditions[1:]
         self.meta = {
             'config': osp.abspath(cfg.filename) if cfg.filename else None,
-            'checkpoint': osp.abspath(checkpoint) if local else checkpoint,
+            'checkpoint': checkpoint if '://' in str(checkpoint) else
+            osp.abspath(checkpoint),
             'test_setup': fingerprint_test_setup(cfg),
             'images': data['images'],
-            'corruptions': list(dict.fromkeys(
-                c for c, _ in self.conditions[1:])),
-            'severities': sorted({s for _, s in self.conditions[1:]}),
-            'requested': [condition_label(c, s)
-                          for c, s in self.conditions[1:]],
-            'seed': seed,
-            'key': key,
-            'world_size': get_world_size(),
-            'started': now(),
-        }
+            'corruptions': list(dict.fromkeys(c for c, _ in corrupted)),
+            'severities': sorted({s for _, s in corrupted}),
+            'requested': [condition_label(*c) for c in corrupted],
+            'seed': seed, 'key': key, 'world_size': get_world_size(),
+            'started': now()}
         if main:
             self.meta.update(checkpoint_sha256=file_sha256(checkpoint),
                              data=data['fingerprint'], versions=versions())
@@ -234,12 +228,9 @@ class CorruptionTestLoop(TestLoop):
             runner.register_hook(ShowSamplesHook(show_dir, show_num))
 
     def run(self) -> dict:
-        """Test every condition not yet in the work dir.
-
-        Returns:
-            dict: Clean metrics (``'clean/mIoU'``, ...), then mPC and rPC
-            of each metric (``'mPC/mIoU'``, ...; main process).
-        """
+        """Test every condition not yet in the work dir; return the clean
+        metrics (``'clean/mIoU'``, ...), mPC and rPC (``'mPC/mIoU'``, ...;
+        main process)."""
         work_dir = self.runner.work_dir
         if not is_main_process():
             self._test(self._share([]), work_dir)
@@ -327,5 +318,4 @@ class CorruptionTestLoop(TestLoop):
                     f'{self.condition}: mIoU is NaN (no pixel with a valid '
                     'label?); stored but not counted: the summary lists it '
                     'as missing and the next run evaluates it again')
-        self.dataloader = self._clean_loader
-        self.condition = CLEAN
+        self.dataloader, self.condition = self._clean_loader, CLEAN

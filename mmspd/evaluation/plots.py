@@ -1,11 +1,11 @@
-"""PNG plots of one robustness result and of a comparison.
-
-Figures are built without pyplot: no global backend switch, no GUI.
-"""
+"""PNG plots of one robustness result and of a comparison, built without
+pyplot: no global backend switch, no GUI."""
 from __future__ import annotations
 
 import math
 import os.path as osp
+
+import numpy as np
 
 
 def _figure(width: float, height: float):
@@ -25,13 +25,17 @@ def _legend_outside(figure, axes) -> None:
     figure.tight_layout()
 
 
-def plot_results(results, path: str) -> None:
-    """Save mIoU against severity, one line per corruption, as PNG.
+def _save(figure, axes, path: str, ylabel: str, title: str, **grid) -> None:
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3, **grid)
+    _legend_outside(figure, axes)
+    figure.savefig(path, dpi=100)
 
-    Args:
-        results (RobustnessResults): The results to plot.
-        path (str): PNG file to write.
-    """
+
+def plot_results(results, path: str) -> None:
+    """Save mIoU against severity of a ``RobustnessResults``, one line per
+    corruption, as PNG."""
     figure = _figure(8, 4.5)
     axes = figure.add_subplot()
     for corruption in results.corruptions:
@@ -49,28 +53,17 @@ def plot_results(results, path: str) -> None:
     if severities:
         axes.set_xticks(severities)
     axes.set_xlabel('severity')
-    axes.set_ylabel('mIoU (%)')
     title = 'mIoU under corruption'
     if results.meta.get('config'):
         title += f': {osp.basename(str(results.meta["config"]))}'
-    axes.set_title(title, fontsize=9)
-    axes.grid(alpha=0.3)
-    _legend_outside(figure, axes)
-    figure.savefig(path, dpi=100)
+    _save(figure, axes, path, 'mIoU (%)', title)
 
 
 def plot_comparison(columns: list[str], rows: list[list], path: str,
                     metric: str = 'mIoU') -> None:
-    """Grouped bars: one group per column, one bar per method.
-
-    Args:
-        columns (list[str]): Group names (clean, corruptions, mean).
-        rows (list[list]): ``[method, value per column...]``; None or NaN
-            for a missing value.
-        path (str): PNG file to write.
-        metric (str): Axis label. Defaults to ``'mIoU'``.
-    """
-    import numpy as np
+    """Save grouped bars as PNG: one group per column (clean, corruptions,
+    mean), one bar per row (``[method, value per column...]``; None or
+    NaN where missing); ``metric`` names the axis."""
     figure = _figure(max(6., 1.1 * len(columns) + 3.5), 4.5)
     axes = figure.add_subplot()
     positions = np.arange(len(columns))
@@ -81,9 +74,6 @@ def plot_comparison(columns: list[str], rows: list[list], path: str,
                  width, label=row[0])
     axes.set_xticks(positions)
     axes.set_xticklabels(columns, rotation=30, ha='right', fontsize=8)
-    axes.set_ylabel(f'{metric} (%)')
-    axes.set_title(f'{metric}: clean, mean over severities per corruption, '
-                   'mean (mPC)', fontsize=9)
-    axes.grid(axis='y', alpha=0.3)
-    _legend_outside(figure, axes)
-    figure.savefig(path, dpi=100)
+    _save(figure, axes, path, f'{metric} (%)',
+          f'{metric}: clean, mean over severities per corruption, mean '
+          '(mPC)', axis='y')

@@ -55,15 +55,10 @@ def csv_text(rows: Sequence[Sequence]) -> str:
 
 
 def atomic_write(path: str, content: str | Callable[[str], None]) -> None:
-    """Write ``path`` so that readers never see a partial file: the
-    content goes to a temporary file beside it, which then replaces it.
-
-    Args:
-        path (str): The file to write.
-        content (str or callable): Text, or a function that writes the
-            file whose path it is given (e.g. a plot's ``savefig``); the
-            temporary path keeps ``path``'s extension.
-    """
+    """Write ``path`` so that readers never see a partial file: ``content``
+    (text, or a function that writes the file whose path it is given,
+    e.g. a plot's ``savefig``) goes to a temporary file beside ``path``
+    with its extension, which then replaces it."""
     root, ext = osp.splitext(path)
     tmp = f'{root}.tmp{os.getpid()}{ext}'
     try:
@@ -93,8 +88,8 @@ def _check_row(row, index: int, source: str) -> tuple[str, int, dict]:
     if not isinstance(row, Mapping):
         raise ValueError(f'{where} is {row!r}, not an object')
     metrics = dict(row)
-    corruption = metrics.pop('corruption', None)
-    severity = metrics.pop('severity', None)
+    corruption, severity = metrics.pop('corruption', None), metrics.pop(
+        'severity', None)
     if corruption not in ALL_CORRUPTIONS:
         raise ValueError(f'{where} has corruption {corruption!r}; '
                          f'accepted: {", ".join(ALL_CORRUPTIONS)}')
@@ -111,23 +106,17 @@ def _check_row(row, index: int, source: str) -> tuple[str, int, dict]:
 
 
 class RobustnessResults:
-    """Clean and per-condition metrics of one model, plus run metadata.
+    """Clean and per-condition metrics of one model, plus run metadata
+    (``meta``: config, checkpoint, seed, ...).
 
     A condition (or clean) whose main metric is NaN is stored but does not
     count as evaluated: :meth:`has` is False for it, so a resumed run
     evaluates it again, and summaries list it as missing.
-
-    Args:
-        meta (Mapping, optional): Run description (config, checkpoint,
-            seed, ...). Defaults to None.
-        clean (Mapping[str, float], optional): Clean metrics. Defaults to
-            None.
     """
 
     def __init__(self, meta: Mapping | None = None,
                  clean: Mapping[str, float] | None = None) -> None:
-        self.meta = dict(meta or {})
-        self.clean = None
+        self.meta, self.clean = dict(meta or {}), None
         self._conditions: dict[tuple, dict] = {}
         if clean is not None:
             self.add(CLEAN, None, clean)  # null (NaN in JSON) -> NaN
@@ -161,9 +150,8 @@ class RobustnessResults:
     def get(self, corruption: str,
             severity: int | None = None) -> dict | None:
         """Metrics of a condition, or None if not stored."""
-        if corruption == CLEAN:
-            return self.clean
-        return self._conditions.get((corruption, int(severity)))
+        return self.clean if corruption == CLEAN else \
+            self._conditions.get((corruption, int(severity)))
 
     def add(self, corruption: str, severity: int | None,
             metrics: Mapping[str, float]) -> None:
@@ -294,12 +282,9 @@ class RobustnessResults:
         by kind."""
         from .plots import plot_results
         os.makedirs(work_dir, exist_ok=True)
-        writers = {
-            'json': lambda: json.dumps(self.to_dict(), indent=2) + '\n',
-            'csv': self.to_csv,
-            'markdown': self.to_markdown,
-            'plot': lambda: partial(plot_results, self),
-        }
+        writers = {'json': lambda: json.dumps(self.to_dict(), indent=2) +
+                   '\n', 'csv': self.to_csv, 'markdown': self.to_markdown,
+                   'plot': lambda: partial(plot_results, self)}
         paths = {kind: osp.join(work_dir, OUTPUT_FILES[kind])
                  for kind in files}
         for kind, path in paths.items():

@@ -10,18 +10,11 @@ from mmengine.hooks import Hook
 
 
 class ShowSamplesHook(Hook):
-    """Save the first ``count`` test images of each condition (per main
-    process) as ``<show_dir>/<condition>/<image>.png``: the model input
-    (after corruption), then mmseg's ``SegLocalVisualizer`` drawing of the
-    ground truth (if loaded) and of the prediction.
-
-    The condition is the test loop's ``condition`` (``'clean'`` if it has
-    none).
-
-    Args:
-        show_dir (str): Output folder.
-        count (int): Images per condition. Defaults to 3.
-    """
+    """Save the first ``count`` (default 3) test images of each condition
+    (the test loop's ``condition``, else ``'clean'``) of the main process
+    as ``<show_dir>/<condition>/<image>.png``: the model input (after
+    corruption), then mmseg's ``SegLocalVisualizer`` drawing of the
+    ground truth (if loaded) and of the prediction."""
 
     priority = 'LOW'
 
@@ -30,9 +23,7 @@ class ShowSamplesHook(Hook):
                 count < 1:
             raise ValueError(f'Invalid show_num {count!r}; expected an '
                              'integer >= 1')
-        self.show_dir = show_dir
-        self.count = count
-        self.saved = 0
+        self.show_dir, self.count, self.saved = show_dir, count, 0
 
     def before_test_epoch(self, runner) -> None:
         self.saved = 0
