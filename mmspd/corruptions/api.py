@@ -43,8 +43,9 @@ CORRUPTION_GROUPS: dict[str, tuple] = {
     'holdout': HOLDOUT_CORRUPTIONS,
 }
 
-# mmspd's own versions. Each takes ``channel_order`` and works on RGB and
-# BGR images alike; the others run on RGB, converted to and fro.
+# mmspd's own versions. Each takes ``channel_order`` and gives the same
+# pixels for RGB and BGR images; the others run on RGB, converted to and
+# fro.
 _FAST = {
     'gaussian_noise': fast.gaussian_noise,
     'defocus_blur': defocus.defocus_blur,

@@ -41,9 +41,9 @@ class ImageCorruption(BaseTransform):
         ]
 
     The corruptions are defined on RGB: a BGR ``img`` gets the
-    channel-swapped pixels of its RGB version. mmspd's own corruptions
-    (the four defaults and glass blur) work on BGR directly; the others
-    convert to RGB and back.
+    channel-swapped pixels of its RGB version. Gaussian noise, fog,
+    brightness and glass blur work on BGR as it is; defocus blur and the
+    other corruptions convert it to RGB and back (``cv2.cvtColor``).
     A 3- or 4-channel image keeps its shape (a fourth channel, alpha, is
     left unchanged); a grayscale image becomes three channels, as
     ``imagecorruptions.corrupt`` returns it.
