@@ -112,21 +112,11 @@ def _leaves(dataset) -> list:
 
 
 def scan_test_data(dataset, fingerprint: bool = True) -> dict:
-    """Check every image of a built test set; fingerprint the data.
-
-    Args:
-        dataset (BaseDataset): The test set, wrappers included.
-        fingerprint (bool): Hash the images and label maps (their bytes
-            and paths relative to their dataset's ``data_root``), so that
-            a resumed run knows the data is the same. Defaults to True.
-
-    Returns:
-        dict: ``images`` (count) and ``fingerprint`` (hex, or None).
-
-    Raises:
-        ValueError: An empty test set, an image that cannot be read, or
-            one smaller than 32 pixels (naming up to five).
-    """
+    """Check every image of a built test set (wrappers included): a
+    ValueError for an empty set, or naming up to five images that cannot
+    be read or are smaller than 32 pixels. Return the ``images`` count and
+    (``fingerprint``) a ``fingerprint`` of the images and label maps
+    (bytes and paths relative to ``data_root``), else None."""
     from PIL import Image
     digest = hashlib.sha256()
     count, unreadable, small = 0, [], []

@@ -275,18 +275,16 @@ class RobustnessResults:
              for name, values in rows])
         return '\n'.join(lines) + '\n'
 
-    def save(self, work_dir: str,
-             files: Sequence[str] = tuple(OUTPUT_FILES)) -> dict[str, str]:
-        """Write ``files`` (keys of :data:`OUTPUT_FILES`, default all)
-        into ``work_dir``, each replaced atomically; returns their paths
-        by kind."""
+    def save(self, work_dir: str) -> dict[str, str]:
+        """Write :data:`OUTPUT_FILES` into ``work_dir``, each replaced
+        atomically; return their paths by kind."""
         from .plots import plot_results
         os.makedirs(work_dir, exist_ok=True)
-        writers = {'json': lambda: json.dumps(self.to_dict(), indent=2) +
-                   '\n', 'csv': self.to_csv, 'markdown': self.to_markdown,
-                   'plot': lambda: partial(plot_results, self)}
-        paths = {kind: osp.join(work_dir, OUTPUT_FILES[kind])
-                 for kind in files}
+        contents = {'json': json.dumps(self.to_dict(), indent=2) + '\n',
+                    'csv': self.to_csv(), 'markdown': self.to_markdown(),
+                    'plot': partial(plot_results, self)}
+        paths = {kind: osp.join(work_dir, name)
+                 for kind, name in OUTPUT_FILES.items()}
         for kind, path in paths.items():
-            atomic_write(path, writers[kind]())
+            atomic_write(path, contents[kind])
         return paths
