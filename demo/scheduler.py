@@ -43,10 +43,8 @@ class Stage:
 
 def write_json(path: str, data: dict) -> None:
     """Write ``data`` to ``path`` whole or not at all."""
-    with open(path + '.part', 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=2)
-        f.write('\n')
-    os.replace(path + '.part', path)
+    from mmspd.evaluation import atomic_write
+    atomic_write(path, json.dumps(data, indent=2) + '\n')
 
 
 def read_json(path: str) -> dict:
