@@ -114,21 +114,9 @@ def prepare_work_dir(work_dir: str,
                      option: str = '--work-dir',
                      what: str = 'Work dir',
                      contents: str = 'results') -> None:
-    """Create ``work_dir`` and check that files can be written there.
-
-    Args:
-        work_dir (str): The folder.
-        option (str): The option that sets it, for messages. Defaults to
-            ``'--work-dir'``.
-        what (str): What the folder is, for messages. Defaults to
-            ``'Work dir'``.
-        contents (str): What goes there, for messages. Defaults to
-            ``'results'``.
-
-    Raises:
-        ValueError: If ``work_dir`` or a folder above it is a file, or the
-            folder cannot be created or written to, naming the path.
-    """
+    """Create ``work_dir`` (set by ``option``; ``what`` it is, for
+    ``contents``) or raise a ValueError naming it: a file, under a file,
+    or a folder that cannot be created or written to."""
     path = osp.abspath(work_dir)
     parent = path
     while parent and not osp.exists(parent):

@@ -123,11 +123,12 @@ class _CheckpointCheck(Hook):
         if not isinstance(state, dict):
             raise ValueError('The checkpoint holds no state dict')
         own = getattr(runner.model, 'module', runner.model).state_dict()
-        # Keys as MMEngine loads them: without a DDP 'module.' prefix.
-        matched = sum(tuple(getattr(own.get(
-            name[7:] if name.startswith('module.') else name), 'shape',
-            (None, ))) == tuple(getattr(value, 'shape', ()))
-            for name, value in state.items())
+        matched = 0
+        for name, value in state.items():
+            # Keys as MMEngine loads them: without a DDP 'module.' prefix.
+            mine = own.get(name[7:] if name.startswith('module.') else name)
+            matched += mine is not None and tuple(mine.shape) == tuple(
+                getattr(value, 'shape', ()))
         if matched == 0:
             sample = ', '.join(list(state)[:3]) or 'none'
             raise ValueError(

@@ -122,12 +122,9 @@ def summarize(clean: Mapping[str, float] | None,
                  if (c in HOLDOUT_CORRUPTIONS) == held_out]
         mpc = {metric: _mean(per_corruption[name][metric] for name in names)
                for metric in metrics}
-        rpc = {}
-        for metric, value in mpc.items():
-            reference = (clean or {}).get(metric)
-            rpc[metric] = 100. * value / reference if is_finite(
-                reference) and reference != 0 and is_finite(value) \
-                else math.nan
+        ref = clean or {}
+        rpc = {m: 100. * v / ref[m] if is_finite(ref.get(m)) and ref[m] != 0
+               and is_finite(v) else math.nan for m, v in mpc.items()}
         chosen = {name: severities[name] for name in names}
         own = [m for m in missing
                if (m.rsplit('-', 1)[0] in HOLDOUT_CORRUPTIONS) == held_out]
