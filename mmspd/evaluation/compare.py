@@ -87,11 +87,9 @@ def comparison_table(results: Sequence[RobustnessResults],
                      baseline: int | None = None,
                      strict: bool = True,
                      paper: bool = False) -> dict:
-    """Rows of the comparison.
+    """Rows of the comparison of ``results`` named ``names``.
 
     Args:
-        results (Sequence[RobustnessResults]): One result per method.
-        names (Sequence[str]): Method names, as many as results.
         metric (str): Metric to compare. Defaults to ``'mIoU'``.
         baseline (int, optional): Index of the baseline result: adds
             ``Δ`` columns (method minus baseline) for clean, mean and rPC

@@ -102,20 +102,18 @@ def summarize(clean: Mapping[str, float] | None,
     expected = list(dict.fromkeys((c, int(s)) for c, s in expected or ()))
     missing = [condition_label(c, s) for c, s in expected]
     for corruption, rows in grouped.items():
+        valid = [row for row in rows if is_finite(row.get(main))]
         for row in rows:
             label = condition_label(corruption, row['severity'])
-            if is_finite(row.get(main)):
-                severities.setdefault(corruption, []).append(
-                    int(row['severity']))
-                if label in missing:
-                    missing.remove(label)
-            elif label not in missing:
+            if is_finite(row.get(main)) and label in missing:
+                missing.remove(label)
+            elif not is_finite(row.get(main)) and label not in missing:
                 missing.append(label)
-        if corruption in severities:
-            severities[corruption].sort()
+        if valid:
+            severities[corruption] = sorted(int(r['severity']) for r in valid)
             per_corruption[corruption] = {metric: _mean(
-                row.get(metric, math.nan) for row in rows
-                if is_finite(row.get(main))) for metric in metrics}
+                row.get(metric, math.nan) for row in valid)
+                for metric in metrics}
 
     def part(held_out: bool) -> dict:
         names = [c for c in per_corruption
