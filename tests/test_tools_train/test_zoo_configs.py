@@ -9,11 +9,15 @@ generated data in the dataset's layout) and trains it, each time in a
 process of mmseg's own ``tools/train.py``: as it is, and with those lines.
 Every param group must keep its learning rate and decay multiplier (and
 every other key the config's constructor set), and SPD must have run:
-anchors in the saved optimizer state, statistics in the log.
+anchors in the saved optimizer state, statistics in the log. The corruption
+benchmark (mmseg's tools/test.py with ``CorruptionTestLoop``) then runs on
+the SPD checkpoints, with the zoo configs' own test settings.
 """
 from __future__ import annotations
 
+import glob
 import importlib.util
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -272,3 +276,55 @@ def test_spd_hook_with_amp(name, zoo, tools):
     assert 'SPDHook: SPD attached to AmpOptimWrapper around AdamW' in log
     assert_same_groups(plain, spd, base_weight_decay(folder))
     assert_spd_ran(plain, spd, log)
+
+
+def tool_metrics(work_dir: str) -> dict:
+    """The metrics mmseg's tools/test.py wrote (``<timestamp>/*.json``)."""
+    (path, ) = glob.glob(osp.join(work_dir, '*', '*.json'))
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize('name', ['beit', 'deeplabv3plus'])
+def test_corruption_benchmark_on_the_zoo_model(name, zoo, tools):
+    """The benchmark on the SPD checkpoint of a zoo config.
+
+    mmseg's tools/test.py with ``test_cfg.type=CorruptionTestLoop``: its
+    clean pass must equal mmseg's own TestLoop on the same checkpoint, so
+    the config's test pipeline and model settings are kept (BEiT on ADE20K:
+    ``reduce_zero_label`` and slide inference; DeepLabV3+ on Cityscapes:
+    its 1:2 images), and each corrupted condition is evaluated.
+    """
+    from mmengine.config import Config
+    config, work_dir, _, _ = zoo.spd(name)
+    checkpoint = osp.join(work_dir, 'iter_2.pth')
+    cfg = Config.fromfile(config)
+    steps = {step['type']: step
+             for step in cfg.test_dataloader.dataset.pipeline}
+    if name == 'beit':
+        assert cfg.model.test_cfg.mode == 'slide'
+        assert steps['LoadAnnotations']['reduce_zero_label']
+    folder = osp.dirname(config)
+    clean = Run(tools, config, osp.join(folder, 'test'),
+                checkpoint=checkpoint)
+    bench_dir = osp.join(folder, 'corruption')
+    bench = Run(tools, config, bench_dir, '--cfg-options',
+                'test_cfg.type=CorruptionTestLoop',
+                "test_cfg.corruptions=['fog','gaussian_noise']",
+                'test_cfg.severities=[1]', checkpoint=checkpoint)
+    clean.finish()
+    bench.finish()
+    with open(osp.join(bench_dir, 'robustness.json')) as f:
+        results = json.load(f)
+    assert results['meta']['images'] == 4
+    # The same numbers (mmseg rounds them to 2 decimals, one of the two
+    # in float32).
+    metrics = tool_metrics(osp.join(folder, 'test'))
+    for key in ('aAcc', 'mIoU', 'mAcc'):
+        assert results['clean'][key] == pytest.approx(metrics[key],
+                                                      abs=1e-6), key
+    assert [(c['corruption'], c['severity'])
+            for c in results['conditions']] == [('fog', 1),
+                                                ('gaussian_noise', 1)]
+    for condition in results['conditions']:
+        assert 0 <= condition['mIoU'] <= 100

@@ -25,22 +25,25 @@ LAYOUTS = {
         splits={'train': 'training', 'val': 'validation'},
         # 0 is "other", ignored through reduce_zero_label; 1-150 classes.
         classes=151,
-        shape=(64, 96)),
+        shape=(64, 96),
+        blocks=(4, 6)),
     'cityscapes': dict(
         images='leftImg8bit/{split}/city/city_{i:06d}_000019_leftImg8bit.png',
         labels=('gtFine/{split}/city/city_{i:06d}_000019_'
                 'gtFine_labelTrainIds.png'),
         splits={'train': 'train', 'val': 'val'},
         classes=19,
-        # Cityscapes' 1:2 aspect (1024x2048 divided by 10.7): not square,
-        # no power of 2, as corruptions (fog) must handle.
-        shape=(96, 192)),
+        # Cityscapes' own size: the corruptions see it (the test pipeline
+        # corrupts before it resizes).
+        shape=(1024, 2048),
+        blocks=(8, 16)),
 }
 
 
 def generate_zoo_data(root: str, dataset: str, num: int = 4,
                       seed: int = 0) -> str:
-    """Write ``num`` train and ``num`` val images with blocky label maps.
+    """Write ``num`` train and ``num`` val images with blocky label maps,
+    at Cityscapes' own size for Cityscapes.
 
     Args:
         root (str): Folder to write into (the config's ``data_root``).
@@ -55,16 +58,18 @@ def generate_zoo_data(root: str, dataset: str, num: int = 4,
     layout = LAYOUTS[dataset]
     rng = np.random.default_rng(seed)
     height, width = layout['shape']
+    rows, cols = layout['blocks']
+    # A colour per class over a gradient: learnable, and small as a PNG.
+    colours = rng.integers(0, 200, (256, 3))
+    gradient = (np.arange(width) * 48 // width)[None, :, None]
     for split in layout['splits'].values():
         for i in range(num):
-            blocks = rng.integers(0, layout['classes'],
-                                  (height // 16, width // 16))
-            label = np.kron(blocks, np.ones((16, 16), np.int64))
+            blocks = rng.integers(0, layout['classes'], (rows, cols))
+            label = np.kron(blocks, np.ones(
+                (height // rows, width // cols), np.int64))
             if dataset == 'cityscapes':
-                label[:4] = 255  # ignored, like the ego vehicle
-            image = rng.integers(0, 256, (height, width, 3))
-            image = (0.5 * image + 3 * label[..., None] % 128).astype(
-                np.uint8)
+                label[-height // 8:] = 255  # ignored, like the ego vehicle
+            image = (colours[label] + gradient).astype(np.uint8)
             names = {kind: osp.join(root, layout[kind].format(
                 split=split, i=i)) for kind in ('images', 'labels')}
             for kind, path in names.items():
