@@ -8,7 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 
-from mmspd.optim import applies_spd, attach_spd
+from mmspd.optim import applies_spd, attach_spd, spd_enabled
 
 _ANCHORS = ('init', 'zero')
 _REMOVE = ("remove dict(type='SPDHook') from custom_hooks to train "
@@ -21,6 +21,13 @@ def _named_wrappers(optim_wrapper: Any) -> list[tuple[str, Any]]:
     if isinstance(wrappers, dict):  # OptimWrapperDict
         return list(wrappers.items())
     return [('', optim_wrapper)]
+
+
+def _strengths(optimizer: Any) -> list[float]:
+    """The SPD strengths (``weight_decay``) of the groups SPD applies to;
+    groups with ``spd=False`` take the optimizer's own decay instead."""
+    return [group.get('weight_decay') or 0.0
+            for group in optimizer.param_groups if spd_enabled(group)]
 
 
 def _describe(name: str, wrapper: Any) -> str:
@@ -115,8 +122,7 @@ class SPDHook(Hook):
                     "such as AdamW, Adam or SGD, or type='AdamSPD'; or "
                     f'{_REMOVE}.') from error
             groups = optimizer.param_groups
-            strengths = sorted({g.get('weight_decay') or 0.0 for g in groups
-                                if g.get('spd', True)})
+            strengths = sorted(set(_strengths(optimizer)))
             attached.append(
                 f'{_describe(name, wrapper)} (SPD strengths, i.e. '
                 f'weight_decay, in its {len(groups)} param groups: '
@@ -141,13 +147,8 @@ class SPDHook(Hook):
                 'in before_run. Let the runner build the optimizer wrapper '
                 'from optim_wrapper, and drop whatever rebuilds it, or '
                 f'{_REMOVE}.')
-        # Groups with spd=False take the optimizer's own decay instead.
-        strengths = [
-            group.get('weight_decay') or 0.0 for _, wrapper in named
-            for group in wrapper.optimizer.param_groups
-            if group.get('spd', True)
-        ]
-        if not any(strengths):
+        if not any(lam for _, wrapper in named
+                   for lam in _strengths(wrapper.optimizer)):
             warnings.warn(
                 'SPDHook: no param group applies SPD with a weight_decay '
                 '(the SPD strength) above 0, so SPD changes nothing; set '

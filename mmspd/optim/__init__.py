@@ -13,6 +13,7 @@ from ._spd import (
     spd_post,
     spd_pre,
 )
+from ._adam import spd_enabled
 from .adam_l2sp import AdamL2SP
 from .adam_spd import AdamSPD
 from .anchors import get_anchors
@@ -27,6 +28,7 @@ __all__ = [
     'applies_spd',
     'attach_spd',
     'get_anchors',
+    'spd_enabled',
     'spd_factor',
     'spd_post',
     'spd_pre',

@@ -41,6 +41,12 @@ def check_strength(value: Any, name: str = 'weight_decay') -> None:
 SPD_KEY = 'spd'
 
 
+def spd_enabled(group: dict[str, Any]) -> bool:
+    """Whether SPD applies to a param group (its :data:`SPD_KEY`; True if
+    absent): False groups take the optimizer's own weight decay."""
+    return group.get(SPD_KEY, True)
+
+
 def check_spd_flag(value: Any) -> None:
     """Raise ValueError unless ``value`` is True or False."""
     if not isinstance(value, bool):
@@ -236,7 +242,7 @@ class AnchoredAdam(Optimizer):
         parameter, and restored by :meth:`load_state_dict`.
         """
         for group in self.param_groups:
-            if group['anchor'] != 'init' or not group.get(SPD_KEY, True):
+            if group['anchor'] != 'init' or not spd_enabled(group):
                 continue
             for param in group['params']:
                 self.state[param]['anchor'] = param.detach().clone(
@@ -249,7 +255,7 @@ class AnchoredAdam(Optimizer):
                          'max_exp_avg_sqs', 'state_steps', 'anchors')
         }
         # A group with spd=False takes the optimizer's own decay: no anchor.
-        take_anchor = group['anchor'] == 'init' and group.get(SPD_KEY, True)
+        take_anchor = group['anchor'] == 'init' and spd_enabled(group)
         for param in group['params']:
             if param.grad is None:
                 continue
@@ -331,7 +337,7 @@ class AnchoredAdam(Optimizer):
             foreach = group['foreach'] is not False
             key = (group['lr'], tuple(group['betas']), group['eps'],
                    group['amsgrad'], group['anchor'], foreach,
-                   group.get(SPD_KEY, True))
+                   spd_enabled(group))
             # A scheduler may have written the strength since the last step.
             check_strength(group['weight_decay'], self._strength)
             lists['strengths'] = [float(group['weight_decay'])] * len(

@@ -38,6 +38,7 @@ from ._adam import (
     AnchoredAdam,
     check_spd_flag,
     check_strength,
+    spd_enabled,
     warn_strength_above_one,
 )
 from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
@@ -55,9 +56,8 @@ def _check_anchor_mode(mode: Any) -> None:
 
 def _applies(group: dict[str, Any]) -> bool:
     """Whether SPD applies to ``group`` (its ``spd`` key, True if absent)."""
-    flag = group.get(SPD_KEY, True)
-    check_spd_flag(flag)
-    return flag
+    check_spd_flag(spd_enabled(group))
+    return spd_enabled(group)
 
 
 class OptimizerSPD:
@@ -195,7 +195,7 @@ class OptimizerSPD:
         state = self.optimizer.state
         for group in self.optimizer.param_groups:
             if (group.get('anchor', self.anchor) != 'init'
-                    or not group.get(SPD_KEY, True)):
+                    or not spd_enabled(group)):
                 continue
             for param in group['params']:
                 if param not in state:
