@@ -6,6 +6,8 @@
 - Deterministic mode and the cuDNN flags never leak out of a test: they are
   restored after every test, and ``deterministic`` turns the mode on for
   one test only.
+- MMEngine instances named per run (loggers, message hubs, visualizers)
+  do not outlive the test that made them.
 - ``close_tol``: the tolerance for comparing results computed on different
   devices or by differently ordered reductions (see its docstring).
 """
@@ -47,6 +49,39 @@ def _restore_determinism():
     torch.use_deterministic_algorithms(mode, warn_only=warn_only)
     (torch.backends.cudnn.deterministic,
      torch.backends.cudnn.benchmark) = cudnn
+
+
+def _managed_classes() -> list[type]:
+    """MMEngine's globally named classes (loggers, message hubs,
+    visualizers, ...), each with its own table of instances."""
+    try:
+        from mmengine.utils import ManagerMixin
+    except ImportError:  # torch-only environment
+        return []
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if '_instance_dict' in vars(cls):
+            found.append(cls)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _forget_mmengine_instances():
+    """Forget the MMEngine loggers, message hubs and visualizers a test made.
+
+    A runner names them after its start time, to the second, so two runs
+    in one second would share them, and a logger would write to the
+    captured output of a test that has ended (a closed file).
+    """
+    before = {cls: set(vars(cls)['_instance_dict'])
+              for cls in _managed_classes()}
+    yield
+    for cls in _managed_classes():
+        table = vars(cls)['_instance_dict']
+        for name in [n for n in table if n not in before.get(cls, ())]:
+            del table[name]
 
 
 @pytest.fixture
