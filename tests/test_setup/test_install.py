@@ -44,6 +44,7 @@ STACK = {
 #: (December 2023), for the check that needs no package index.
 OTHERS = {
     'imagecorruptions': '1.1.2',
+    'filelock': '3.13.1',
     'Pillow': '10.1.0',
     'matplotlib': '3.8.2',
     'scikit-image': '0.22.0',
