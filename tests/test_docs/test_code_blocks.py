@@ -1,16 +1,19 @@
-"""The README's code blocks do what the README says.
+"""The code blocks of README.md and docs/*.md do what the text says.
 
 Which blocks run: every fenced block whose language is ``python`` runs, as
-written, in a fresh namespace. A Python block that is not meant to run
+written, in a fresh namespace, from the repository root (a traceback names
+the Markdown file and its line). A Python block that is not meant to run
 (one that needs data, a GPU or a full-size model) says so with ``no-run``
-after the language: ```` ```python no-run ````. Shell blocks (``bash``,
+after the language, and the text around it says why:
+```` ```python no-run ````. Shell blocks (``bash``,
 ``shell``) and the rest (``bibtex``, ...) never run here: they need the
 data sets, GPUs or the set-up of a new machine. Of those, the files under
 ``tools/`` and ``configs/`` that shell blocks name must exist.
 
 Python blocks that set config variables (``optim_wrapper``,
 ``custom_hooks``, ...) are also read as MMEngine reads a config file
-(``custom_imports`` and ``_base_`` included), every type they name must be
+(``custom_imports`` and ``_base_`` included), every type they name (hooks,
+loops, transforms, optimizers, wrappers and constructors) must be
 registered, and an ``optim_wrapper`` that needs no base config and no
 model-specific constructor is built on a small model and steps once.
 """
@@ -24,6 +27,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / 'README.md'
+MARKDOWN = [README, *sorted((REPO / 'docs').glob('*.md'))]
 FENCE = re.compile(r'^```(\S*)[ \t]*(.*)$')
 CONFIG_KEYS = ('optim_wrapper', 'custom_hooks', 'custom_imports', '_base_')
 SHELL = ('bash', 'shell', 'sh', 'console')
@@ -57,21 +61,28 @@ def code_blocks(path: Path) -> list:
 
 def runnable(path: Path) -> list:
     return [
-        pytest.param(code, id=f'{path.name}:{start}')
+        # Blank lines first: line numbers in tracebacks are the file's.
+        pytest.param(path, '\n' * (start - 1) + code,
+                     id=f'{path.name}:{start}')
         for language, options, start, code in code_blocks(path)
         if language == 'python' and 'no-run' not in options
     ]
 
 
-def test_the_readme_has_blocks_that_run():
-    """The selection below found the README's Python snippets."""
+def test_the_docs_have_blocks_that_run():
+    """The selection below found the Python snippets of the README and of
+    docs/optimizer.md (and the docs folder is where it is looked for)."""
     assert len(runnable(README)) >= 3
+    assert len(runnable(REPO / 'docs' / 'optimizer.md')) >= 5
 
 
-@pytest.mark.parametrize('code', runnable(README))
-def test_python_block_runs_as_written(code):
+@pytest.mark.parametrize(
+    ('path', 'code'),
+    [block for path in MARKDOWN for block in runnable(path)])
+def test_python_block_runs_as_written(path, code, monkeypatch):
+    monkeypatch.chdir(REPO)
     namespace = {}
-    exec(compile(code, str(README), 'exec'), namespace)  # noqa: S102
+    exec(compile(code, str(path), 'exec'), namespace)  # noqa: S102
     if any(key in namespace for key in CONFIG_KEYS):
         check_config(code)
 
@@ -91,6 +102,7 @@ def check_config(code: str) -> None:
     from mmengine.registry import DefaultScope
     from mmseg.registry import (
         HOOKS,
+        LOOPS,
         OPTIM_WRAPPER_CONSTRUCTORS,
         OPTIM_WRAPPERS,
         OPTIMIZERS,
@@ -99,6 +111,8 @@ def check_config(code: str) -> None:
 
     cfg = Config.fromstring(code, '.py')
     wanted = [(HOOKS, t) for t in _types(cfg.get('custom_hooks', []))]
+    wanted += [(LOOPS, t) for key in ('train_cfg', 'val_cfg', 'test_cfg')
+               for t in _types(cfg.get(key, {}))]
     for key, value in cfg.items():
         if key.endswith('pipeline'):
             wanted += [(TRANSFORMS, t) for t in _types(value)]
@@ -127,12 +141,15 @@ def check_config(code: str) -> None:
         assert not torch.equal(before, model.conv.weight)
 
 
-def test_files_shell_blocks_name_exist():
+@pytest.mark.parametrize('path', MARKDOWN, ids=lambda path: path.name)
+def test_files_shell_blocks_name_exist(path):
     named = {
-        path
-        for language, _, _, code in code_blocks(README) if language in SHELL
-        for path in REPO_PATH.findall(code)
+        name
+        for language, _, _, code in code_blocks(path) if language in SHELL
+        for name in REPO_PATH.findall(code)
     }
-    assert 'tools/train.py' in named or 'tools/dist_train.sh' in named
+    if path == README:
+        assert 'tools/train.py' in named or 'tools/dist_train.sh' in named
     missing = sorted(p for p in named if not (REPO / p).is_file())
-    assert not missing, f'README names files that do not exist: {missing}'
+    assert not missing, \
+        f'{path.name} names files that do not exist: {missing}'
