@@ -6,6 +6,7 @@ are registered in its registries as well.
 """
 import importlib.util
 
+from ._checks import spd_enabled
 from ._spd import (
     SPDStatistics,
     SPDWorkspace,
@@ -13,7 +14,6 @@ from ._spd import (
     spd_post,
     spd_pre,
 )
-from ._adam import spd_enabled
 from .adam_l2sp import AdamL2SP
 from .adam_spd import AdamSPD
 from .anchors import get_anchors

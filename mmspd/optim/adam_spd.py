@@ -15,7 +15,8 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from ._adam import SPD_KEY, AnchoredAdam, warn_strength_above_one
+from ._adam import AnchoredAdam
+from ._checks import SPD_KEY, warn_strength_above_one
 from ._spd import SPDStatistics, SPDWorkspace, spd_post, spd_pre
 
 

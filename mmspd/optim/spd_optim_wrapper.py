@@ -34,7 +34,8 @@ from mmengine.registry import (
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._adam import LEGACY_LAMBDA_KEY, AnchoredAdam
+from ._adam import AnchoredAdam
+from ._checks import LEGACY_LAMBDA_KEY
 from .adam_l2sp import AdamL2SP
 from .adam_spd import AdamSPD
 from .attach import OptimizerSPD, attach_spd, get_attachment
