@@ -254,14 +254,14 @@ def _gpu_batches(enabled):
     model's size; the kernel counts describe the GPU plan, so a step
     recorded on the CPU (``*``) uses the GPU's batch size.
     """
-    from mmspd.optim import _spd_multi
-    saved = _spd_multi._CPU_BATCH_ELEMENTS
+    from mmspd.optim import _segments
+    saved = _segments._CPU_BATCH_ELEMENTS
     if enabled:
-        _spd_multi._CPU_BATCH_ELEMENTS = _spd_multi._BATCH_ELEMENTS
+        _segments._CPU_BATCH_ELEMENTS = _segments._BATCH_ELEMENTS
     try:
         yield
     finally:
-        _spd_multi._CPU_BATCH_ELEMENTS = saved
+        _segments._CPU_BATCH_ELEMENTS = saved
 
 
 def cuda_counts(optim, device):

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._spd_multi import is_dense
+from ._segments import is_dense
 
 # Devices whose fused Adam kernel accepts the CPU step counters used here
 # (PyTorch has a CPU kernel since 2.4).

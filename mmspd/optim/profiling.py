@@ -14,7 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from ._spd_multi import is_dense
+from ._segments import is_dense
 
 # Operators that read device values back to the host.
 SYNC_OPS = ('aten._local_scalar_dense', 'aten.item', 'aten.nonzero',

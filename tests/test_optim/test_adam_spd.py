@@ -6,7 +6,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmspd.optim._adam_math as adam_impl
-import mmspd.optim._spd_multi as spd_impl
+import mmspd.optim._segments as segments
 from mmspd.optim import (
     AdamL2SP,
     AdamSPD,
@@ -88,8 +88,8 @@ def test_multi_tensor_equals_per_tensor(helpers, monkeypatch, fused,
     if not fused:  # the non-CPU path: Adam from torch._foreach_* ops
         monkeypatch.setattr(adam_impl, '_FUSED_DEVICES', ())
     if batch:  # scratch memory smaller than the model: several batches
-        monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', batch)
-        monkeypatch.setattr(spd_impl, '_plans', {})
+        monkeypatch.setattr(segments, '_BATCH_ELEMENTS', batch)
+        monkeypatch.setattr(segments, '_plans', {})
     net, loop_net = helpers.make_net(), helpers.make_net()
     optimizer = AdamSPD(helpers.split_groups(net), lr=0.02, amsgrad=amsgrad)
     loop = AdamSPD(helpers.split_groups(loop_net), lr=0.02, amsgrad=amsgrad,
@@ -118,10 +118,10 @@ def _split_case(dtype):
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float16])
 def test_tensors_larger_than_a_batch_are_split(monkeypatch, dtype):
-    monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', 512)
-    monkeypatch.setattr(spd_impl, '_plans', {})
+    monkeypatch.setattr(segments, '_BATCH_ELEMENTS', 512)
+    monkeypatch.setattr(segments, '_plans', {})
     params, anchors, grads = _split_case(dtype)
-    assert spd_impl._plan(params).split
+    assert segments._plan(params).split
     results = []
     for workspace in (SPDWorkspace(), None):
         # clone keeps the transposed layout; the strided one is rebuilt.

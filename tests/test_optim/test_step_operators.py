@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import mmspd.optim._spd_multi as spd_impl
+import mmspd.optim._segments as segments
 from mmspd.optim import AdamL2SP, AdamSPD, SPDWorkspace, attach_spd, spd_pre
 from mmspd.optim.profiling import StepRecorder
 
@@ -191,9 +191,9 @@ def test_split_tensors_and_several_batches_stay_deterministic(
         monkeypatch, dtype):
     # Tensors larger than a batch are split, and their pieces summed per
     # tensor: with the same fixed-order sums.
-    monkeypatch.setattr(spd_impl, '_BATCH_ELEMENTS', 4096)
-    monkeypatch.setattr(spd_impl, '_CPU_BATCH_ELEMENTS', 4096)
-    monkeypatch.setattr(spd_impl, '_plans', {})
+    monkeypatch.setattr(segments, '_BATCH_ELEMENTS', 4096)
+    monkeypatch.setattr(segments, '_CPU_BATCH_ELEMENTS', 4096)
+    monkeypatch.setattr(segments, '_plans', {})
     for num_tensors in (4, 12):
         recorder = _recorded_step(lambda groups: AdamSPD(groups, lr=0.01),
                                   num_tensors, False, dtype, length=2000)
@@ -237,16 +237,16 @@ def test_segment_sums(lengths):
     gen = torch.Generator().manual_seed(0)
     values = torch.randn(sum(lengths), generator=gen, dtype=torch.float64)
     levels = [torch.tensor(index)
-              for index in spd_impl._segment_levels(lengths)]
+              for index in segments._segment_levels(lengths)]
     zero = values.new_zeros(1)
-    sums = spd_impl._segment_sums(values, levels, len(lengths), zero)
+    sums = segments._segment_sums(values, levels, len(lengths), zero)
     expected = torch.stack([part.sum() for part in values.split(lengths)])
     torch.testing.assert_close(sums, expected, rtol=1e-12, atol=1e-12)
     assert torch.equal(
-        spd_impl._segment_sums(values, levels, len(lengths), zero), sums)
+        segments._segment_sums(values, levels, len(lengths), zero), sums)
     # One level per factor of _FAN_IN in the longest segment, at least one.
     depth = 1
-    while spd_impl._FAN_IN**depth < max(lengths):
+    while segments._FAN_IN**depth < max(lengths):
         depth += 1
     assert len(levels) == depth
 
@@ -262,7 +262,7 @@ def test_large_tensors_match_the_per_tensor_path():
              for p in params]
     multi = spd_pre(params, grads, anchors, SPDWorkspace())
     single = spd_pre(params, grads, anchors, None)
-    assert len(spd_impl._plan(params).levels) == 2
+    assert len(segments._plan(params).levels) == 2
     torch.testing.assert_close(multi.c, single.c, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(multi.prev, single.prev, rtol=1e-12,
                                atol=1e-12)
