@@ -31,7 +31,13 @@ from typing import Any
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._optimizer_spd import _ATTR, OptimizerSPD
+# Whole optimizers pickled with SPD by mmspd 0.3.0 name their rebuild
+# function in this module.
+from ._optimizer_spd import (
+    _ATTR,
+    OptimizerSPD,
+    _rebuild_with_spd,  # noqa: F401
+)
 
 
 def attach_spd(optimizer: Optimizer,

@@ -122,6 +122,24 @@ def test_a_copy_of_the_optimizer_applies_spd(how, foreach, device):
                                    value, equal_nan=True)
 
 
+def test_an_optimizer_pickled_by_mmspd_0_3_0_loads():
+    # mmspd 0.3.0 kept the rebuild function in mmspd.optim.attach, and a
+    # pickle names the function by its module.
+    net = _net('cpu')
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.5)
+    attach_spd(optimizer)
+    _train(net, optimizer, _data('cpu', 2))
+    here = b'mmspd.optim._optimizer_spd\n_rebuild_with_spd\n'
+    then = b'mmspd.optim.attach\n_rebuild_with_spd\n'
+    data = pickle.dumps((net, optimizer), protocol=2)  # text GLOBALs
+    assert here in data
+    net_copy, optimizer_copy = pickle.loads(data.replace(here, then))
+    assert applies_spd(optimizer_copy)
+    for param, param_copy in zip(net.parameters(), net_copy.parameters()):
+        assert torch.equal(get_anchors(optimizer_copy)[param_copy],
+                           get_anchors(optimizer)[param])
+
+
 def test_a_copy_keeps_the_attachment_settings():
     net = _net('cpu')
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.5)
