@@ -2,7 +2,9 @@
 
 Flags and behaviour are those of the installed mmsegmentation's own
 ``tools/test.py`` (``mmseg/.mim/tools/test.py``), which this script runs
-after ``import mmspd`` (see ``tools/train.py`` for what that adds). ::
+after ``import mmspd`` (see ``tools/train.py`` for what that adds; a
+config without ``SafeLoadHook`` gets it, so that the checkpoint loads on
+torch >= 2.6). ::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] \\
         [--show] [--show-dir DIR] [--tta] [--cfg-options KEY=VALUE ...] \\

@@ -186,15 +186,10 @@ def load_config(args):
         overwrite=args.overwrite, show_dir=args.show_dir,
         show_num=args.show_num)
     # mmspd's configs load MMEngine checkpoints on torch >= 2.6 through
-    # SafeLoadHook; a config of the model zoo gets it here.
-    from mmengine.registry import HOOKS
-    hooks = [*(cfg.get('default_hooks') or {}).values(),
-             *(cfg.get('custom_hooks') or [])]
-    if HOOKS.get('SafeLoadHook') is not None and not any(
-            isinstance(h, dict) and h.get('type') == 'SafeLoadHook'
-            for h in hooks):
-        cfg.custom_hooks = [*(cfg.get('custom_hooks') or []),
-                            dict(type='SafeLoadHook')]
+    # SafeLoadHook; a config of the model zoo gets it here, as it does in
+    # tools/train.py and tools/test.py.
+    from mmspd.utils.mmseg_tools import add_safe_load_hook
+    add_safe_load_hook(cfg)
     return cfg
 
 

@@ -3,13 +3,19 @@
 mmspd's ``tools/train.py`` and ``tools/test.py`` are mmseg's, run by
 :func:`run_mmseg_tool` after ``import mmspd``. mmsegmentation installs its
 tools in ``mmseg/.mim/tools/`` (a checkout installed in editable mode keeps
-them in ``tools/`` beside the package).
+them in ``tools/`` beside the package). A config without ``SafeLoadHook``
+gets it on the way (:func:`add_safe_load_hook`, which
+``tools/test_corruption.py`` uses too).
 """
 from __future__ import annotations
 
 import importlib.util
 import os.path as osp
 import runpy
+import sys
+
+# The config option that adds SafeLoadHook, as mmspd's configs have it.
+SAFE_LOAD_OPTION = {'default_hooks.safe_load.type': 'SafeLoadHook'}
 
 
 def mmseg_tool_path(name: str) -> str:
@@ -66,13 +72,99 @@ def check_pkg_resources() -> None:
             "it); install it with pip install 'setuptools<82'.")
 
 
+def _hook_type(hook) -> str:
+    """The class name a hook config (or hook, or class) names."""
+    kind = hook.get('type') if isinstance(hook, dict) else hook
+    if isinstance(kind, str):
+        return kind.rsplit('.', 1)[-1]  # 'mmspd.SafeLoadHook'
+    return (kind if isinstance(kind, type) else type(kind)).__name__
+
+
+def lacks_safe_load_hook(cfg) -> bool:
+    """Whether a config has no ``SafeLoadHook`` and says nothing of it.
+
+    Configs of mmseg's model zoo, and a user's own, lack it; on
+    torch >= 2.6 their runner then cannot read MMEngine checkpoints
+    (``load_from``, ``resume``, ``tools/test.py CONFIG CHECKPOINT``). A
+    config that sets ``default_hooks.safe_load`` (``None`` included: the
+    hook turned off) has said.
+
+    Args:
+        cfg (Config | dict): The config, after any ``--cfg-options``.
+
+    Returns:
+        bool: True if neither ``default_hooks`` nor ``custom_hooks`` holds
+        a ``SafeLoadHook`` and ``default_hooks`` has no ``safe_load`` key.
+    """
+    default_hooks = cfg.get('default_hooks') or {}
+    hooks = [*default_hooks.values(), *(cfg.get('custom_hooks') or [])]
+    return 'safe_load' not in default_hooks and not any(
+        hook is not None and _hook_type(hook) == 'SafeLoadHook'
+        for hook in hooks)
+
+
+def add_safe_load_hook(cfg) -> bool:
+    """Add ``SafeLoadHook`` to a config that lacks it, in place.
+
+    The hook goes where mmspd's configs have it,
+    ``default_hooks.safe_load``; see :func:`lacks_safe_load_hook`.
+
+    Args:
+        cfg (Config): The config, after any ``--cfg-options``.
+
+    Returns:
+        bool: Whether the hook was added.
+    """
+    if not lacks_safe_load_hook(cfg):
+        return False
+    cfg.merge_from_dict(SAFE_LOAD_OPTION)
+    return True
+
+
+def safe_load_arguments(tool: str) -> list[str]:
+    """``--cfg-options`` that add ``SafeLoadHook`` to the config of an
+    mmseg tool's command line, if it lacks the hook.
+
+    The config is read as mmseg's script reads it: the script's own
+    ``parse_args`` on ``sys.argv``, ``Config.fromfile`` and
+    ``--cfg-options``. A command line or config that does not parse is
+    left as it is: the script then stops on it with its own message.
+
+    Args:
+        tool (str): Path of mmseg's ``tools/train.py`` or ``test.py``.
+
+    Returns:
+        list[str]: ``['--cfg-options', 'default_hooks.safe_load.type=
+        SafeLoadHook']``, or ``[]`` when the config has the hook.
+    """
+    from mmengine.config import Config
+    parse_args = runpy.run_path(tool, run_name='mmseg_tool')['parse_args']
+    args = parse_args()  # --help and bad flags end here, as in the script
+    try:
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+    except Exception:  # noqa: BLE001  the script stops on it, saying why
+        return []
+    if not lacks_safe_load_hook(cfg):
+        return []
+    return ['--cfg-options', *(f'{key}={value}'
+                               for key, value in SAFE_LOAD_OPTION.items())]
+
+
 def run_mmseg_tool(name: str) -> None:
     """Run mmseg's ``tools/<name>`` as ``__main__`` with ``sys.argv``.
 
-    Called after ``import mmspd``, which registers mmspd's modules.
+    Called after ``import mmspd``, which registers mmspd's modules. A
+    config without ``SafeLoadHook`` (one of mmseg's model zoo, say) gets
+    it (see :func:`safe_load_arguments`), so that on torch >= 2.6
+    ``load_from``, ``--resume`` and the checkpoint of ``tools/test.py``
+    load.
 
     Args:
         name (str): File name in mmseg's ``tools/``, e.g. ``'train.py'``.
     """
     check_pkg_resources()
-    runpy.run_path(mmseg_tool_path(name), run_name='__main__')
+    tool = mmseg_tool_path(name)
+    sys.argv += safe_load_arguments(tool)
+    runpy.run_path(tool, run_name='__main__')

@@ -12,6 +12,8 @@ import pytest
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEST_DIR = osp.dirname(osp.abspath(__file__))
 TINY_CONFIG = osp.join(TEST_DIR, 'configs', 'tiny_adamspd.py')
+# The same without SafeLoadHook, as configs of mmseg's model zoo are.
+ZOO_STYLE_CONFIG = osp.join(TEST_DIR, 'configs', 'tiny_zoo_style.py')
 
 
 def _mmcv_ops_missing() -> str | None:
@@ -66,16 +68,27 @@ def run_tool(args: list[str],
     return proc.stdout
 
 
-def train_cmd(work_dir: str, data_root: str, *extra: str) -> list[str]:
-    """mmspd's tools/train.py on the tiny config, reading the demo data at
-    ``data_root``."""
+def tool_cmd(tool: str, positional: list[str], work_dir: str,
+             data_root: str, *extra: str) -> list[str]:
+    """mmspd's ``tool`` (``'tools/test.py'``, ...) with ``positional``
+    arguments, reading the demo data at ``data_root``; ``extra`` follows
+    ``--cfg-options``."""
     return [
-        sys.executable, 'tools/train.py', TINY_CONFIG, '--work-dir',
-        work_dir, '--cfg-options',
+        sys.executable, tool, *positional, '--work-dir', work_dir,
+        '--cfg-options',
         f'train_dataloader.dataset.data_root={data_root}',
         f'val_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}', *extra
     ]
+
+
+def train_cmd(work_dir: str,
+              data_root: str,
+              *extra: str,
+              config: str = TINY_CONFIG) -> list[str]:
+    """mmspd's tools/train.py on ``config`` (the tiny one), reading the
+    demo data at ``data_root``."""
+    return tool_cmd('tools/train.py', [config], work_dir, data_root, *extra)
 
 
 class Tools:
@@ -83,9 +96,11 @@ class Tools:
     repo_root = REPO_ROOT
     test_dir = TEST_DIR
     tiny_config = TINY_CONFIG
+    zoo_style_config = ZOO_STYLE_CONFIG
     tool_env = staticmethod(tool_env)
     run_tool = staticmethod(run_tool)
     train_cmd = staticmethod(train_cmd)
+    tool_cmd = staticmethod(tool_cmd)
 
 
 @pytest.fixture(scope='session')

@@ -1,7 +1,9 @@
 """mmspd's tools/train.py and tools/test.py are mmseg's, run after mmspd.
 
 They add no flags and no checks of their own: what a user types is what
-mmseg's scripts accept, and what they print on a bad call is mmseg's.
+mmseg's scripts accept, and what they print on a bad call is mmseg's. They
+add one hook, ``SafeLoadHook``, to a config that lacks it (the runs that
+need it are in test_train_e2e.py).
 """
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import sys
 import pytest
 
 from mmspd.utils import check_pkg_resources, mmseg_tool_path, mmseg_tools
+from mmspd.utils.mmseg_tools import (
+    SAFE_LOAD_OPTION,
+    add_safe_load_hook,
+    lacks_safe_load_hook,
+    safe_load_arguments,
+)
 
 
 @pytest.mark.parametrize('name', ['train.py', 'test.py'])
@@ -56,3 +64,60 @@ def test_tool_takes_mmseg_command_line(tools, tool, mmseg_flag):
     assert mmseg_flag in out
     assert '--cfg-options' in out
     assert '--launcher' in out
+
+
+
+def _safe_load_hooks(cfg) -> int:
+    hooks = [*(cfg.get('default_hooks') or {}).values(),
+             *(cfg.get('custom_hooks') or [])]
+    return sum(hook is not None and hook['type'].endswith('SafeLoadHook')
+               for hook in hooks)
+
+
+@pytest.mark.parametrize('hooks, lacks', [
+    (dict(default_hooks=dict(logger=dict(type='LoggerHook'))), True),
+    ({}, True),
+    (dict(default_hooks=dict(logger=None),
+          custom_hooks=[dict(type='EMAHook')]), True),
+    (dict(default_hooks=dict(safe_load=dict(type='SafeLoadHook'))), False),
+    (dict(custom_hooks=[dict(type='mmspd.SafeLoadHook')]), False),
+    (dict(default_hooks=dict(load=dict(type='SafeLoadHook'))), False),
+], ids=['zoo', 'no_hooks', 'ema', 'mmspd', 'custom', 'other_key'])
+def test_config_without_safe_load_hook_gets_exactly_one(hooks, lacks):
+    from mmengine.config import Config
+    cfg = Config(hooks)
+    assert lacks_safe_load_hook(cfg) == lacks
+    assert add_safe_load_hook(cfg) == lacks
+    # Never two: their allow-lists would close out of order and one
+    # would stay open.
+    assert _safe_load_hooks(cfg) == 1
+    assert not lacks_safe_load_hook(cfg)
+    if lacks:  # where mmspd's configs have it
+        assert cfg.default_hooks.safe_load == dict(type='SafeLoadHook')
+
+
+def test_config_that_turns_the_hook_off_keeps_it_off():
+    from mmengine.config import Config
+    cfg = Config(dict(default_hooks=dict(safe_load=None)))
+    assert not add_safe_load_hook(cfg)
+    assert cfg.default_hooks.safe_load is None
+
+
+@pytest.mark.parametrize('config, options, added', [
+    ('zoo_style_config', [], True),
+    ('tiny_config', [], False),
+    ('zoo_style_config', ['default_hooks.safe_load=None'], False),
+])
+def test_tools_add_the_hook_to_the_command_line(tools, monkeypatch, config,
+                                                options, added):
+    from mmengine.config import Config
+    monkeypatch.syspath_prepend(tools.test_dir)  # its custom_imports
+    monkeypatch.setenv('LOCAL_RANK', '0')  # else mmseg's parse_args sets it
+    Config.fromfile(getattr(tools, config))  # loads: [] is not an error
+    # As mmseg's script reads the command line, --cfg-options included.
+    monkeypatch.setattr(sys, 'argv', [
+        'tools/test.py', getattr(tools, config), 'model.pth',
+        *(['--cfg-options', *options] if options else [])])
+    arguments = safe_load_arguments(mmseg_tool_path('test.py'))
+    assert arguments == (['--cfg-options', *(
+        f'{k}={v}' for k, v in SAFE_LOAD_OPTION.items())] if added else [])
