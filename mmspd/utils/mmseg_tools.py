@@ -103,11 +103,30 @@ def lacks_safe_load_hook(cfg) -> bool:
         for hook in hooks)
 
 
-def add_safe_load_hook(cfg) -> bool:
-    """Add ``SafeLoadHook`` to a config that lacks it, in place.
+def safe_load_options(cfg) -> dict:
+    """The options (as ``--cfg-options`` keys) that add ``SafeLoadHook``
+    to a config that lacks it (see :func:`lacks_safe_load_hook`), where
+    mmspd's configs have it, ``default_hooks.safe_load``; and ``mmspd`` to
+    its ``custom_imports`` if missing, so that the config the runner dumps
+    into the work dir builds the hook under mmseg's own tools too.
 
-    The hook goes where mmspd's configs have it,
-    ``default_hooks.safe_load``; see :func:`lacks_safe_load_hook`.
+    Args:
+        cfg (Config | dict): The config, after any ``--cfg-options``.
+
+    Returns:
+        dict: The options; empty when the config has the hook.
+    """
+    if not lacks_safe_load_hook(cfg):
+        return {}
+    imports = (cfg.get('custom_imports') or {}).get('imports') or []
+    imports = [imports] if isinstance(imports, str) else list(imports)
+    return {**SAFE_LOAD_OPTION, **({} if 'mmspd' in imports else {
+        'custom_imports.imports': [*imports, 'mmspd']})}
+
+
+def add_safe_load_hook(cfg) -> bool:
+    """Add ``SafeLoadHook`` to a config that lacks it, in place (see
+    :func:`safe_load_options`).
 
     Args:
         cfg (Config): The config, after any ``--cfg-options``.
@@ -115,10 +134,9 @@ def add_safe_load_hook(cfg) -> bool:
     Returns:
         bool: Whether the hook was added.
     """
-    if not lacks_safe_load_hook(cfg):
-        return False
-    cfg.merge_from_dict(SAFE_LOAD_OPTION)
-    return True
+    options = safe_load_options(cfg)
+    cfg.merge_from_dict(options)
+    return bool(options)
 
 
 def safe_load_arguments(tool: str) -> list[str]:
@@ -135,7 +153,8 @@ def safe_load_arguments(tool: str) -> list[str]:
 
     Returns:
         list[str]: ``['--cfg-options', 'default_hooks.safe_load.type=
-        SafeLoadHook']``, or ``[]`` when the config has the hook.
+        SafeLoadHook', 'custom_imports.imports=[...,mmspd]']`` (the
+        latter only if needed), or ``[]`` when the config has the hook.
     """
     from mmengine.config import Config
     parse_args = runpy.run_path(tool, run_name='mmseg_tool')['parse_args']
@@ -146,10 +165,10 @@ def safe_load_arguments(tool: str) -> list[str]:
             cfg.merge_from_dict(args.cfg_options)
     except Exception:  # noqa: BLE001  the script stops on it, saying why
         return []
-    if not lacks_safe_load_hook(cfg):
-        return []
-    return ['--cfg-options', *(f'{key}={value}'
-                               for key, value in SAFE_LOAD_OPTION.items())]
+    options = [f'{key}=[{",".join(value)}]' if isinstance(value, list)
+               else f'{key}={value}'
+               for key, value in safe_load_options(cfg).items()]
+    return ['--cfg-options', *options] if options else []
 
 
 def run_mmseg_tool(name: str) -> None:

@@ -7,6 +7,7 @@ need it are in test_train_e2e.py).
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os.path as osp
 import sys
@@ -19,6 +20,7 @@ from mmspd.utils.mmseg_tools import (
     add_safe_load_hook,
     lacks_safe_load_hook,
     safe_load_arguments,
+    safe_load_options,
 )
 
 
@@ -121,3 +123,30 @@ def test_tools_add_the_hook_to_the_command_line(tools, monkeypatch, config,
     arguments = safe_load_arguments(mmseg_tool_path('test.py'))
     assert arguments == (['--cfg-options', *(
         f'{k}={v}' for k, v in SAFE_LOAD_OPTION.items())] if added else [])
+
+
+@pytest.mark.parametrize('imports, expected', [
+    (None, ['mmspd']),
+    ('mmpretrain.models', ['mmpretrain.models', 'mmspd']),
+    (['a', 'b'], ['a', 'b', 'mmspd']),
+    (['mmspd'], None),
+])
+def test_added_hook_comes_with_the_import_that_registers_it(imports,
+                                                            expected):
+    # The runner dumps the config into the work dir; mmseg's own tools
+    # build its SafeLoadHook only if the config imports mmspd.
+    from mmengine.config import Config, DictAction
+    cfg = Config(dict(custom_imports=dict(imports=imports))
+                 if imports is not None else {})
+    options = safe_load_options(cfg)
+    assert options.get('custom_imports.imports') == expected
+    # As --cfg-options on mmseg's command line, the same options.
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    words = [f'{k}=[{",".join(v)}]' if isinstance(v, list)
+                     else f'{k}={v}' for k, v in options.items()]
+    parsed = parser.parse_args(['--cfg-options', *words])
+    assert parsed.cfg_options == options
+    add_safe_load_hook(cfg)
+    assert cfg.custom_imports['imports'] == (expected or ['mmspd'])
+    assert cfg.default_hooks.safe_load == dict(type='SafeLoadHook')
