@@ -9,6 +9,7 @@ marked, with a note that says what each covers.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from .metrics import describe_set, is_finite
@@ -22,8 +23,6 @@ MISMATCH = '*'
 SETUP_KEYS = (('data', 'test data (fingerprints)'), ('images', 'test images'),
               ('seed', 'corruption seeds'), ('key', 'seed keys'))
 
-NAN = float('nan')
-
 
 def condition_set(result: RobustnessResults,
                   holdout: bool = False) -> dict:
@@ -31,8 +30,8 @@ def condition_set(result: RobustnessResults,
     the held-out mPC) averages them."""
     summary = result.summary()
     part = summary.get('holdout', {}) if holdout else summary
-    over = part.get('averaged_over', {})
-    return {c: tuple(s) for c, s in over.get('severities', {}).items()}
+    return {c: tuple(s) for c, s in part.get('averaged_over', {}).get(
+        'severities', {}).items()}
 
 
 def _set_difference(reference: dict, other: dict) -> str:
@@ -64,28 +63,26 @@ def corruption_errors(result: RobustnessResults,
     for name in [c for c in ours if ours[c] == theirs.get(c)]:
         sums = []
         for run in (result, baseline):
-            errors = [100. - run.get(name, s).get(metric, NAN)
+            errors = [100. - run.get(name, s).get(metric, math.nan)
                       for s in ours[name]]
-            clean = 100. - (run.clean or {}).get(metric, NAN)
+            clean = 100. - (run.clean or {}).get(metric, math.nan)
             sums.append((sum(errors), sum(e - clean for e in errors)))
         (error, degradation), (base, base_degradation) = sums
-        ce.append(error / base if base else NAN)
+        ce.append(error / base if base else math.nan)
         rel.append(degradation / base_degradation if base_degradation
-                   else NAN)
+                   else math.nan)
 
     def mean(values):
         if not values or not all(is_finite(v) for v in values):
-            return NAN
+            return math.nan
         return 100. * sum(values) / len(values)
 
     return mean(ce), mean(rel)
 
 
 def comparison_table(results: Sequence[RobustnessResults],
-                     names: Sequence[str],
-                     metric: str = 'mIoU',
-                     baseline: int | None = None,
-                     strict: bool = True,
+                     names: Sequence[str], metric: str = 'mIoU',
+                     baseline: int | None = None, strict: bool = True,
                      paper: bool = False) -> dict:
     """Rows of the comparison of ``results`` named ``names``.
 
@@ -173,35 +170,28 @@ def comparison_table(results: Sequence[RobustnessResults],
             if not (held or paper):
                 values.append(summary['rPC'].get(metric))
         rows.append([name, *values])
-    if baseline is not None:
-        _add_baseline_columns(columns, rows, marks, notes, results, names,
-                              baseline, metric, paper)
+    if baseline is not None:  # deltas, mCE and relative mCE
+        compared = ['Clean', 'Mean'] + ([] if paper else ['rPC (%)'])
+        at = [columns.index(name) for name in compared]
+        columns += [f'Δ {name.split()[0]}' for name in compared]
+        columns += ['mCE (%)', 'rel. mCE (%)']
+        theirs = condition_set(results[baseline])
+        for index, row in enumerate(rows):
+            row.extend(None if not (is_finite(row[i]) and is_finite(
+                rows[baseline][i])) else row[i] - rows[baseline][i]
+                for i in at)
+            row.extend(corruption_errors(results[index], results[baseline],
+                                         metric))
+            ours = condition_set(results[index])
+            left_out = _set_difference(theirs, ours)
+            if left_out:  # mCE leaves out other severities than theirs
+                marks[(index, len(row) - 2)] = \
+                    marks[(index, len(row) - 1)] = MISMATCH
+                shared = [c for c in ours if ours[c] == theirs.get(c)]
+                notes.append(
+                    f'{MISMATCH} {names[index]}: mCE and rel. mCE over '
+                    f'{len(shared)} corruption{"s" * (len(shared) != 1)} '
+                    f'evaluated at the same severities as {names[baseline]}'
+                    f'; left out: {left_out}')
     return {'columns': columns, 'rows': rows, 'marks': marks,
             'notes': notes}
-
-
-def _add_baseline_columns(columns, rows, marks, notes, results, names,
-                          baseline, metric, paper) -> None:
-    """Δ columns, mCE and relative mCE; a mark and a note where mCE
-    leaves out corruptions (other severities than the baseline's)."""
-    compared = ['Clean', 'Mean'] + ([] if paper else ['rPC (%)'])
-    at = [columns.index(name) for name in compared]
-    columns += [f'Δ {name.split()[0]}' for name in compared]
-    columns += ['mCE (%)', 'rel. mCE (%)']
-    theirs = condition_set(results[baseline])
-    for index, row in enumerate(rows):
-        row.extend(None if not (is_finite(row[i]) and is_finite(
-            rows[baseline][i])) else row[i] - rows[baseline][i] for i in at)
-        row.extend(corruption_errors(results[index], results[baseline],
-                                     metric))
-        ours = condition_set(results[index])
-        left_out = _set_difference(theirs, ours)
-        if left_out:
-            marks[(index, len(row) - 2)] = marks[(index, len(row) - 1)] = \
-                MISMATCH
-            shared = [c for c in ours if ours[c] == theirs.get(c)]
-            notes.append(
-                f'{MISMATCH} {names[index]}: mCE and rel. mCE over '
-                f'{len(shared)} corruption{"s" * (len(shared) != 1)} '
-                f'evaluated at the same severities as {names[baseline]}; '
-                f'left out: {left_out}')

@@ -32,8 +32,16 @@ from mmengine.runner import TestLoop
 from mmspd.corruptions import check_key
 from mmspd.hooks import ShowSamplesHook
 
-from .checks import file_sha256, now, scan_test_data, versions, work_dir_lock
-from .conditions import add_corruption, fingerprint_test_setup, plan_conditions
+from .conditions import (
+    add_corruption,
+    file_sha256,
+    fingerprint_test_setup,
+    now,
+    plan_conditions,
+    scan_test_data,
+    versions,
+    work_dir_lock,
+)
 from .metrics import CLEAN, condition_label, is_finite
 from .report import OUTPUT_FILES, RobustnessResults
 
@@ -174,18 +182,12 @@ class CorruptionTestLoop(TestLoop):
         fp16 (bool): As for ``TestLoop``. Defaults to False.
     """
 
-    def __init__(self,
-                 runner,
-                 dataloader: dict,
-                 evaluator,
+    def __init__(self, runner, dataloader: dict, evaluator,
                  corruptions: Sequence[str] = ('default', ),
                  severities: Sequence[int] = (1, 2, 3, 4, 5),
-                 seed: int = 0,
-                 key: str = 'relative',
-                 overwrite: bool = False,
-                 show_dir: str | None = None,
-                 show_num: int = 3,
-                 fp16: bool = False) -> None:
+                 seed: int = 0, key: str = 'relative',
+                 overwrite: bool = False, show_dir: str | None = None,
+                 show_num: int = 3, fp16: bool = False) -> None:
         if not isinstance(dataloader, dict):
             raise TypeError('CorruptionTestLoop builds a dataloader per '
                             'condition: test_dataloader must be a config '

@@ -87,8 +87,7 @@ def summarize(clean: Mapping[str, float] | None,
         ``holdout`` with the same keys for them. An average of nothing is
         NaN.
     """
-    main = metrics[0]
-    grouped: dict[str, list[Mapping]] = {}
+    main, grouped = metrics[0], {}
     for index, condition in enumerate(conditions):
         for field in ('corruption', 'severity'):
             if field not in condition:
@@ -97,7 +96,6 @@ def summarize(clean: Mapping[str, float] | None,
                     f'{field!r}; every condition needs "corruption" and '
                     '"severity"')
         grouped.setdefault(condition['corruption'], []).append(condition)
-
     per_corruption, severities = {}, {}
     expected = list(dict.fromkeys((c, int(s)) for c, s in expected or ()))
     missing = [condition_label(c, s) for c, s in expected]

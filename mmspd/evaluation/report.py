@@ -18,8 +18,8 @@ from mmspd.corruptions import ALL_CORRUPTIONS, SEVERITIES
 
 from .metrics import CLEAN, METRICS, is_finite, summarize
 
-FORMAT = 'mmspd.robustness'
-VERSION = 1
+#: ``format`` and ``version`` of a ``robustness.json``.
+FORMAT, VERSION = 'mmspd.robustness', 1
 
 #: Output files written into the work dir, by kind.
 OUTPUT_FILES = {'json': 'robustness.json', 'csv': 'robustness.csv',
@@ -41,10 +41,9 @@ def fmt(value, digits: int = 2, missing: str = '-') -> str:
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence]) -> list:
     """Lines of a Markdown table: a text column, then numeric ones."""
-    def line(cells):
-        return ' '.join(['|', *(f'{c} |' if c != '' else '|' for c in cells)])
-    return [line(columns), '|---|' + '---:|' * (len(columns) - 1),
-            *map(line, rows)]
+    lines = [' '.join(['|', *(f'{c} |' if c != '' else '|' for c in cells)])
+             for cells in [columns, *rows]]
+    return lines[:1] + ['|---|' + '---:|' * (len(columns) - 1)] + lines[1:]
 
 
 def csv_text(rows: Sequence[Sequence]) -> str:
@@ -78,7 +77,7 @@ def _nan_to_null(obj):
     if isinstance(obj, dict):
         return {key: _nan_to_null(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_nan_to_null(value) for value in obj]
+        return list(map(_nan_to_null, obj))
     return None if isinstance(obj, float) and math.isnan(obj) else obj
 
 
@@ -86,10 +85,10 @@ def _check_row(row, index: int, source: str) -> tuple[str, int, dict]:
     """A stored condition row as ``(corruption, severity, metrics)``."""
     where = f'{source}: condition {index}'
     if not isinstance(row, Mapping):
-        raise ValueError(f'{where} is {row!r}, not an object')
+        raise ValueError(f'{where} is {row!r}, not an object')  # noqa: TRY004
     metrics = dict(row)
-    corruption, severity = metrics.pop('corruption', None), metrics.pop(
-        'severity', None)
+    corruption = metrics.pop('corruption', None)
+    severity = metrics.pop('severity', None)
     if corruption not in ALL_CORRUPTIONS:
         raise ValueError(f'{where} has corruption {corruption!r}; '
                          f'accepted: {", ".join(ALL_CORRUPTIONS)}')
@@ -124,9 +123,8 @@ class RobustnessResults:
     @property
     def conditions(self) -> list[dict]:
         """Per-condition rows in the order they were added."""
-        return [dict(corruption=corruption, severity=severity, **metrics)
-                for (corruption, severity), metrics
-                in self._conditions.items()]
+        return [dict(corruption=c, severity=s, **metrics)
+                for (c, s), metrics in self._conditions.items()]
 
     @property
     def corruptions(self) -> list[str]:
@@ -185,6 +183,8 @@ class RobustnessResults:
     @classmethod
     def from_dict(cls, data: Mapping,
                   source: str = 'results') -> RobustnessResults:
+        """Check and read :meth:`to_dict`'s output; ``source`` names it
+        in errors."""
         if not isinstance(data, Mapping) or data.get('format') != FORMAT:
             raise ValueError(f'{source} is not an mmspd robustness result '
                              f'(expected "format": "{FORMAT}"); it is '
@@ -195,7 +195,8 @@ class RobustnessResults:
                              f'this mmspd reads version {VERSION}')
         rows = data.get('conditions') or []
         if not isinstance(rows, list):
-            raise ValueError(f'{source}: "conditions" must be a list')
+            raise ValueError(  # noqa: TRY004
+                f'{source}: "conditions" must be a list')
         results = cls(meta=data.get('meta'), clean=data.get('clean'))
         for index, row in enumerate(rows):
             results.add(*_check_row(row, index, source))

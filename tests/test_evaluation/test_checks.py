@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mmspd.evaluation import WorkDirBusy, work_dir_lock
-from mmspd.evaluation.checks import versions
+from mmspd.evaluation.conditions import versions
 
 
 def test_second_run_on_a_work_dir_is_refused(tmp_path):
