@@ -212,7 +212,7 @@ def format_summary(data: dict, settings: dict) -> str:
 
 def plot_corruptions(data: dict, path: str) -> None:
     """Mean mIoU per method: clean, each corruption, mPC (mmspd's plot)."""
-    from mmspd.evaluation.plots import plot_comparison
+    from mmspd.evaluation.report import plot_comparison
     rows = data['rows']
     corruptions = list(rows[PRETRAINED][0]['corruptions'])
     columns = ['clean'] + [_label(c) for c in corruptions] + ['mPC']

@@ -31,8 +31,12 @@ from mmspd.evaluation import (
     atomic_write,
     comparison_table,
 )
-from mmspd.evaluation.plots import plot_comparison
-from mmspd.evaluation.report import csv_text, fmt, markdown_table
+from mmspd.evaluation.report import (
+    csv_text,
+    fmt,
+    markdown_table,
+    plot_comparison,
+)
 
 #: Files written into --out-dir, by kind.
 FILES = {'markdown': 'comparison.md', 'csv': 'comparison.csv',

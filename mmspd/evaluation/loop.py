@@ -130,7 +130,8 @@ class _CheckpointCheck(Hook):
         state = checkpoint.get('state_dict', checkpoint) if isinstance(
             checkpoint, dict) else None
         if not isinstance(state, dict):
-            raise ValueError('The checkpoint holds no state dict')
+            raise ValueError(  # noqa: TRY004  a bad file, not a bad call
+                'The checkpoint holds no state dict')
         own = getattr(runner.model, 'module', runner.model).state_dict()
         matched = 0
         for name, value in state.items():
@@ -244,7 +245,7 @@ class CorruptionTestLoop(TestLoop):
                 path = osp.join(work_dir, OUTPUT_FILES['json'])
                 self.results = RobustnessResults(self.meta) if \
                     self.overwrite else load_for_resume(path, self.meta)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001  re-raised below
                 self._share([], error)  # raises it on every rank
             self._test(self._share([c for c in self.conditions
                                     if not self.results.has(*c)]),

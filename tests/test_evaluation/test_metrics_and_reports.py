@@ -314,7 +314,7 @@ def test_mce_over_other_severities_is_marked_not_silently_narrowed():
 
 
 def test_comparison_legend_does_not_cover_the_bars(tmp_path):
-    from mmspd.evaluation.plots import _figure, _legend_outside
+    from mmspd.evaluation.report import _figure, _legend_outside
     figure = _figure(6, 4)
     axes = figure.add_subplot()
     axes.bar([0, 1], [90, 95], label='a long method name')
