@@ -1,5 +1,4 @@
 """Corruption robustness: the test loop, metrics, reports, comparison."""
-from .compare import comparison_table, corruption_errors
 from .conditions import (
     WorkDirBusy,
     add_corruption,
@@ -9,7 +8,7 @@ from .conditions import (
     work_dir_lock,
 )
 from .loop import CorruptionTestLoop, load_for_resume
-from .metrics import summarize
+from .metrics import comparison_table, corruption_errors, summarize
 from .report import RobustnessResults, atomic_write
 
 __all__ = [

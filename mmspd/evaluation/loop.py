@@ -143,10 +143,9 @@ class _CheckpointCheck(Hook):
             sample = ', '.join(list(state)[:3]) or 'none'
             raise ValueError(
                 f'checkpoint {runner.cfg.get("load_from")!r} fills none '
-                f'of the model\'s {len(own)} '
-                f'tensors (its {len(state)} keys, e.g. {sample}, match no '
-                'parameter name and shape); it is for another model or '
-                'config')
+                f'of the model\'s {len(own)} tensors (its {len(state)} '
+                f'keys, e.g. {sample}, match no parameter name and shape); '
+                'it is for another model or config')
         runner.logger.info(f'Loaded {matched} of the model\'s {len(own)} '
                            'tensors from the checkpoint')
 
