@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from mmspd.evaluation import WorkDirBusy, work_dir_lock
-from mmspd.evaluation.conditions import versions
+from mmspd.evaluation.conditions import WorkDirBusy, versions, work_dir_lock
 
 
 def test_second_run_on_a_work_dir_is_refused(tmp_path):
@@ -24,7 +23,8 @@ def test_second_run_on_a_work_dir_is_refused(tmp_path):
 
 
 def test_lock_held_by_another_process(tmp_path):
-    code = ('import sys, time; from mmspd.evaluation import work_dir_lock\n'
+    code = ('import sys, time; from mmspd.evaluation.conditions import '
+            'work_dir_lock\n'
             'with work_dir_lock(sys.argv[1]):\n'
             '    print("locked", flush=True); time.sleep(60)')
     proc = subprocess.Popen([sys.executable, '-c', code, str(tmp_path)],

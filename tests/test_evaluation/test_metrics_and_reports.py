@@ -12,9 +12,9 @@ from mmspd.evaluation import (
     RobustnessResults,
     comparison_table,
     corruption_errors,
-    load_for_resume,
-    summarize,
 )
+from mmspd.evaluation.loop import load_for_resume
+from mmspd.evaluation.metrics import summarize
 
 CLEAN = {'mIoU': 40.0, 'aAcc': 80.0, 'mAcc': 50.0}
 

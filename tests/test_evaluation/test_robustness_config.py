@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from mmspd.evaluation import (
+from mmspd.evaluation.conditions import (
     add_corruption,
     fingerprint_test_setup,
     plan_conditions,

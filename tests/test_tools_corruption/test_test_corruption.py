@@ -441,7 +441,7 @@ def test_changed_checkpoint_contents_are_not_reused(tiny, tmp_path, capsys):
 
 def test_concurrent_run_on_the_same_work_dir_is_refused(tiny, tmp_path,
                                                         capsys):
-    from mmspd.evaluation import work_dir_lock
+    from mmspd.evaluation.conditions import work_dir_lock
     tool = load_tool('test_corruption')
     work = tmp_path / 'work'
     work.mkdir()
