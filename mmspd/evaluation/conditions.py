@@ -78,11 +78,11 @@ def _with_pipelines(dataset: Any) -> list[dict]:
 
 def add_corruption(dataloader_cfg: dict, corruption: str, severity: int,
                    seed: int = 0, key: str = 'relative') -> dict:
-    """A copy of a test dataloader config whose images are corrupted: an
-    ``ImageCorruption`` step (with these arguments; see it) right after
-    each ``LoadImageFromFile`` of the dataset's pipeline (of every dataset
-    it wraps), with ``root`` set to that dataset's ``data_root``, and no
-    persistent workers."""
+    """A copy of a test dataloader config (left unchanged) whose images
+    are corrupted: an ``ImageCorruption`` step right after each
+    ``LoadImageFromFile`` of the dataset's pipeline (of every dataset it
+    wraps), with ``root`` set to that dataset's ``data_root``, and no
+    persistent workers. ``seed`` and ``key`` are ``ImageCorruption``'s."""
     cfg = copy.deepcopy(dataloader_cfg)
     inserted = 0
     for dataset in _with_pipelines(cfg.get('dataset')):
