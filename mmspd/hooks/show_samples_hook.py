@@ -33,8 +33,8 @@ class ShowSamplesHook(Hook):
     def __init__(self, show_dir: str, count: int = 3) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or \
                 count < 1:
-            raise ValueError(f'Invalid show_num {count!r}; expected an '
-                             'integer >= 1')
+            raise ValueError(f'Invalid count (show_num) {count!r}; '
+                             'expected an integer >= 1')
         self.show_dir, self.count, self.saved = show_dir, count, 0
 
     def before_test_epoch(self, runner) -> None:

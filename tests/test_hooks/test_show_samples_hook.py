@@ -49,6 +49,7 @@ def test_plain_test_loop_gets_samples_under_clean(tmp_path):
 
 @pytest.mark.parametrize('count', [0, -1, 2.0, True])
 def test_bad_count_is_refused(tmp_path, count):
-    with pytest.raises(ValueError, match=f'Invalid show_num {count!r}'):
+    with pytest.raises(ValueError,
+                       match=rf'Invalid count \(show_num\) {count!r}'):
         HOOKS.build(dict(type='ShowSamplesHook', show_dir=str(tmp_path),
                          count=count))
