@@ -36,10 +36,10 @@ import time
 # Run from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from mmspd.corruptions import (  # noqa: E402
+from mmspd.corruptions import (
     DEFAULT_CORRUPTIONS,
     SEVERITIES,
     compatible_imagecorruptions,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
-import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torch import nn
 
 DECAY_TYPES = ('layer_wise', 'stage_wise')
 
@@ -125,7 +125,7 @@ class SwinLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                    params: list[dict],
                    module: nn.Module,
                    prefix: str = '',
-                   is_dcn_module: int | float | None = None) -> None:
+                   is_dcn_module: float | None = None) -> None:
         """Add one group per parameter, with its layer's learning rate.
 
         The default constructor recurses through this method with a prefix;

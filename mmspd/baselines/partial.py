@@ -22,10 +22,10 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-import torch.nn as nn
 from mmengine.logging import print_log
 from mmseg.models import EncoderDecoder
 from mmseg.registry import MODELS
+from torch import nn
 
 #: BitFit on a segmentor: biases of the backbone, everything in the heads.
 BITFIT_TRAINABLE = (

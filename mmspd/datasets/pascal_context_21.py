@@ -20,7 +20,7 @@ from the official PASCAL-Context annotations.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from mmengine import fileio
 from mmengine.utils import is_abs
@@ -58,7 +58,7 @@ class PascalContext21Dataset(BaseSegDataset):
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`
             (``data_root``, ``pipeline``, ``test_mode``, ...).
     """
-    METAINFO = dict(
+    METAINFO: ClassVar[dict] = dict(
         classes=tuple(PascalVOCDataset.METAINFO['classes']),
         palette=[list(c) for c in PascalVOCDataset.METAINFO['palette']])
 

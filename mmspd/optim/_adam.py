@@ -8,7 +8,7 @@ itself is in :mod:`mmspd.optim._adam_math`, the checks of group keys in
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import torch
 from torch import Tensor
@@ -38,7 +38,7 @@ class AnchoredAdam(Optimizer):
 
     _strength = 'weight_decay'
     #: Group keys a subclass adds to the defaults (name: default value).
-    _extra_defaults: dict[str, Any] = {}
+    _extra_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self,
                  params: Iterable,

@@ -59,9 +59,11 @@ def check_anchor_mode(mode: Any) -> None:
 def check_spd_flag(value: Any) -> None:
     """Raise ValueError unless ``value`` is True or False."""
     if not isinstance(value, bool):
-        raise ValueError(f'Invalid {SPD_KEY!r} value: {value!r} (expected '
-                         'True, SPD toward the anchor, or False, the '
-                         "optimizer's own weight decay)")
+        # ValueError, as for every other bad hyper-parameter (and torch's).
+        raise ValueError(  # noqa: TRY004
+            f'Invalid {SPD_KEY!r} value: {value!r} (expected True, SPD '
+            "toward the anchor, or False, the optimizer's own weight "
+            'decay)')
 
 
 def warn_strength_above_one(strengths: Iterable[float],
@@ -105,8 +107,9 @@ def check_hyper_parameters(group: dict[str, Any],
     check_strength(group['weight_decay'], strength)
     check_anchor_mode(group['anchor'])
     if not isinstance(group['amsgrad'], bool):
-        raise ValueError(f"Invalid amsgrad: {group['amsgrad']!r} (expected "
-                         'True or False)')
+        raise ValueError(  # noqa: TRY004  as torch's checks
+            f"Invalid amsgrad: {group['amsgrad']!r} (expected True or "
+            'False)')
     if group['foreach'] not in (None, True, False):
         raise ValueError(f"Invalid foreach: {group['foreach']!r} (expected "
                          'None, True or False)')

@@ -34,7 +34,6 @@ from ._spd_rule import (
     stat_dtype,
 )
 
-
 # ----------------------------------------------------------------------------
 # Per-tensor reference path.
 

@@ -10,7 +10,7 @@ kernels.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import torch
 from torch import Tensor
@@ -81,7 +81,7 @@ class AdamSPD(AnchoredAdam):
         ...     weight_decay=0.5))
     """
 
-    _extra_defaults = {SPD_KEY: True}
+    _extra_defaults: ClassVar[dict[str, Any]] = {SPD_KEY: True}
 
     def __init__(self,
                  params: Iterable,

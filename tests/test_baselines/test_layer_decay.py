@@ -3,7 +3,7 @@ Swin-T UperNet the learning rate the LLRD config says."""
 from __future__ import annotations
 
 import pytest
-import torch.nn as nn
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures('mmseg_ready')
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures('mmseg_ready')
 

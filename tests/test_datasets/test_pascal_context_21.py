@@ -99,9 +99,9 @@ def test_bad_arguments_are_refused(pascal_mt, kwargs, message):
 def _iou_metric(dataset, gt: np.ndarray, pred: np.ndarray) -> float:
     """mIoU of one prediction through mmseg's IoUMetric, with the
     dataset's metainfo, as the configs' evaluator computes it."""
+    from mmengine.structures import PixelData
     from mmseg.evaluation import IoUMetric
     from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
     metric = IoUMetric(iou_metrics=['mIoU'])
     metric.dataset_meta = dataset.metainfo
     sample = SegDataSample()

@@ -298,7 +298,7 @@ def test_complex_parameters_step_as_their_real_view(name, device,
     zeroed = torch.randn(3, 2, generator=gen, dtype=torch.float64)
     runs = []
     for as_complex in (True, False):
-        def param(t):
+        def param(t, as_complex=as_complex):
             t = t.to(device)
             return torch.nn.Parameter(
                 torch.view_as_complex(t.clone()) if as_complex else t.clone())

@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 
-import mmspd.optim  # noqa: F401 (registers AdamSPD)
+import mmspd.optim  # registers AdamSPD
 from mmspd.optim import attach_spd, get_anchors
 
 LAMBDA = 1.0

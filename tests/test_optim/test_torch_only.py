@@ -47,6 +47,7 @@ SCRIPT = textwrap.dedent('''
 
 def test_optimizers_run_without_openmmlab_packages():
     result = subprocess.run([sys.executable, '-c', SCRIPT], cwd=REPO,
+                            check=False,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'OK'
