@@ -14,6 +14,7 @@ import socket
 from typing import Any, Iterator, Optional, Sequence, Tuple
 
 from mmspd.corruptions import MIN_SIZE, check_severity, resolve_corruptions
+from mmspd.utils.mmseg_tools import config_type_name
 
 from .metrics import CLEAN
 
@@ -58,12 +59,6 @@ def plan_conditions(corruptions: Sequence[str],
                               for level in sorted(levels)]
 
 
-def _type_name(type_: Any) -> str:
-    name = type_ if isinstance(type_, str) else getattr(
-        type_, '__name__', str(type_))
-    return name.split('.')[-1]
-
-
 def _with_pipelines(dataset: Any) -> list[dict]:
     """Every dataset config with a pipeline list, wrappers included."""
     if not isinstance(dataset, dict):
@@ -88,8 +83,8 @@ def add_corruption(dataloader_cfg: dict, corruption: str, severity: int,
     for dataset in _with_pipelines(cfg.get('dataset')):
         pipeline = dataset['pipeline']
         for index in reversed(range(len(pipeline))):
-            if isinstance(pipeline[index], dict) and _type_name(
-                    pipeline[index].get('type')) == 'LoadImageFromFile':
+            if isinstance(pipeline[index], dict) and config_type_name(
+                    pipeline[index]) == 'LoadImageFromFile':
                 pipeline.insert(index + 1, dict(
                     type='ImageCorruption', corruption=corruption,
                     severity=severity, seed=seed, key=key,
@@ -116,8 +111,8 @@ def fingerprint_test_setup(cfg: Any) -> str:
         for name in ('num_workers', 'persistent_workers', 'pin_memory',
                      'prefetch_factor'):
             parts['test_dataloader'].pop(name, None)
-    if isinstance(parts['test_cfg'], dict) and _type_name(
-            parts['test_cfg'].get('type')) == 'CorruptionTestLoop':
+    if isinstance(parts['test_cfg'], dict) and config_type_name(
+            parts['test_cfg']) == 'CorruptionTestLoop':
         parts['test_cfg'] = dict(
             {k: v for k, v in parts['test_cfg'].items()
              if k not in LOOP_KEYS}, type='TestLoop')

@@ -45,8 +45,9 @@ def spd_enabled(group: dict[str, Any]) -> bool:
 
 def checked_spd_enabled(group: dict[str, Any]) -> bool:
     """:func:`spd_enabled`, after checking the group's :data:`SPD_KEY`."""
-    check_spd_flag(spd_enabled(group))
-    return spd_enabled(group)
+    enabled = spd_enabled(group)
+    check_spd_flag(enabled)
+    return enabled
 
 
 def check_anchor_mode(mode: Any) -> None:

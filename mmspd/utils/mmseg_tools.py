@@ -72,9 +72,10 @@ def check_pkg_resources() -> None:
             "it); install it with pip install 'setuptools<82'.")
 
 
-def _hook_type(hook) -> str:
-    """The class name a hook config (or hook, or class) names."""
-    kind = hook.get('type') if isinstance(hook, dict) else hook
+def config_type_name(cfg) -> str:
+    """The class name a config dict (its ``type``), a registry name (with
+    or without scope), a class or an object names."""
+    kind = cfg.get('type') if isinstance(cfg, dict) else cfg
     if isinstance(kind, str):
         return kind.rsplit('.', 1)[-1]  # 'mmspd.SafeLoadHook'
     return (kind if isinstance(kind, type) else type(kind)).__name__
@@ -99,7 +100,7 @@ def lacks_safe_load_hook(cfg) -> bool:
     default_hooks = cfg.get('default_hooks') or {}
     hooks = [*default_hooks.values(), *(cfg.get('custom_hooks') or [])]
     return 'safe_load' not in default_hooks and not any(
-        hook is not None and _hook_type(hook) == 'SafeLoadHook'
+        hook is not None and config_type_name(hook) == 'SafeLoadHook'
         for hook in hooks)
 
 
